@@ -1,0 +1,44 @@
+"""Build a `kubernetes` ApiClient the way kubectl resolves its configuration."""
+
+from __future__ import annotations
+
+import os
+
+from kubectl_audit.cli.options import KubeOptions
+from kubectl_audit.errors import ClusterError
+
+
+def connect(options: KubeOptions):  # -> kubernetes.client.ApiClient
+    """An ApiClient for --kubeconfig/--context, else $KUBECONFIG, else ~/.kube/config.
+
+    Falls back to the in-cluster service account when no kubeconfig exists at all.
+    """
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    path = options.kubeconfig
+    try:
+        if path is None and not _default_kubeconfig_exists():
+            config.load_incluster_config()
+            from kubernetes.client import ApiClient
+
+            return ApiClient()
+        return config.new_client_from_config(config_file=path, context=options.context)
+    except ConfigException as error:
+        where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise ClusterError(
+            f"cannot load kubeconfig {where}: {error}",
+            hint="point --kubeconfig or KUBECONFIG at a valid kubeconfig, "
+            "or pick one of its contexts with --context",
+        ) from None
+    except FileNotFoundError:
+        raise ClusterError(
+            f"kubeconfig {path} not found", hint="check the path given to --kubeconfig"
+        ) from None
+
+
+def _default_kubeconfig_exists() -> bool:
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return any(os.path.exists(p) for p in env.split(os.pathsep) if p)
+    return os.path.exists(os.path.expanduser("~/.kube/config"))

@@ -1,0 +1,19 @@
+"""Shared fixtures. Paths to the real data in ../shared/testdata live here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("KUBECTL_AUDIT_SHARED", ROOT.parent / "shared"))
+TESTDATA = SHARED / "testdata"
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    if not TESTDATA.is_dir():
+        pytest.fail(f"shared test data not found at {TESTDATA} (set KUBECTL_AUDIT_SHARED)")
+    return TESTDATA
