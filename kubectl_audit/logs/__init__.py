@@ -1,0 +1,1 @@
+"""Reading, filtering and merging audit logs."""
