@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-import orjson
 import yaml
+
+from kubectl_audit import jsonfast
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def to_json(data: Any, *, pretty: bool = True) -> str:
-    option = orjson.OPT_INDENT_2 if pretty else 0
-    return orjson.dumps(data, option=option | orjson.OPT_NON_STR_KEYS).decode()
+    return jsonfast.dumps(data, pretty=pretty).decode()
 
 
 def to_yaml(data: Any) -> str:
