@@ -1,0 +1,408 @@
+"""Security and hygiene advice on a policy that loads: warnings (type `Lint`), never errors.
+
+Every finding names its rule (`rules[i]`, as `field`) and line, in one short line that also
+works as an admission-webhook warning. What is checked:
+
+* sensitive data in bodies: Secrets, ConfigMaps, TokenReviews and TokenRequests whose
+  content the decisive rule would write to the log. The policy is evaluated (first match
+  wins) over representative requests: every verb that carries the content in a body, in
+  the namespaces and for the names the policy mentions (plus `default` and none), by no
+  user, an unnamed user and every user and group the policy mentions. Content is in the
+  log when the level is RequestResponse (any verb; watch/get/list/delete return objects)
+  or Request for verbs whose request body holds it (create/update/patch of Secrets and
+  ConfigMaps, create of a TokenReview). A TokenRequest's request body holds no token, so
+  `serviceaccounts/token` is only flagged at RequestResponse; a deletecollection's
+  body is DeleteOptions, so Request for it exposes nothing.
+* rules that can never match because one earlier rule matches a superset of their
+  requests (a sound "covers" check: it only claims coverage it can prove, so a rule
+  shadowed only by several earlier rules together is not reported);
+* rules that became catch-alls because the lenient decoder dropped an unknown key
+  (needs the loader's UnknownField warnings, passed as `load_warnings`);
+* no catch-all rule at all: requests that no rule matches are not logged;
+* RequestReceived not omitted: every request would be logged twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from kubectl_audit.policy.checker import PolicyChecker, rule_matches
+from kubectl_audit.policy.model import (
+    Finding,
+    GroupResources,
+    Policy,
+    PolicyRule,
+    RequestAttributes,
+    UserInfo,
+    level_rank,
+)
+
+LINT = "Lint"
+AUTHENTICATED = "system:authenticated"
+PROBE_USER = "kubectl-audit:any-user"  # a user no policy names: "any user"
+PROBE_NAME = "kubectl-audit-any-name"
+ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+
+@dataclass(frozen=True)
+class Sensitive:
+    """A resource whose bodies carry secret material, and which verbs put it in a body."""
+
+    label: str
+    group: str
+    resource: str
+    subresource: str
+    namespaced: bool
+    request_verbs: tuple[str, ...]  # the request body holds the content (level Request)
+    response_verbs: tuple[str, ...]  # the request or response body holds it (RequestResponse)
+
+
+SENSITIVE: tuple[Sensitive, ...] = (
+    Sensitive("secrets", "", "secrets", "", True, ("create", "update", "patch"), ALL_VERBS),
+    Sensitive("configmaps", "", "configmaps", "", True, ("create", "update", "patch"), ALL_VERBS),
+    Sensitive(
+        "tokenreviews",
+        "authentication.k8s.io",
+        "tokenreviews",
+        "",
+        False,
+        ("create",),
+        ("create",),
+    ),
+    Sensitive("serviceaccounts/token", "", "serviceaccounts", "token", True, (), ("create",)),
+)
+
+
+def lint_policy(policy: Policy, *, load_warnings: Sequence[Finding] = ()) -> tuple[Finding, ...]:
+    """All lint warnings for `policy`, in rule order within each check."""
+    findings: list[Finding] = []
+    findings += sensitive_exposure(policy)
+    findings += shadowed_rules(policy)
+    findings += dropped_key_catch_alls(policy, load_warnings)
+    findings += missing_catch_all(policy)
+    findings += request_received_kept(policy)
+    return tuple(findings)
+
+
+def rule_line(policy: Policy, index: int) -> int | None:
+    line = policy.rules[index].line
+    return line if line is not None else policy.line_of(f"rules[{index}]")
+
+
+def _finding(policy: Policy, index: int, message: str) -> Finding:
+    return Finding(LINT, f"rules[{index}]: {message}", f"rules[{index}]", rule_line(policy, index))
+
+
+# -- sensitive data ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Probe:
+    who: str
+    user: UserInfo | None
+
+
+def _probes(policy: Policy) -> list[_Probe]:
+    """Identities that between them reach every rule a user could reach, one per behaviour.
+
+    Two identities that pass the same rules' user/group selectors get the same decision
+    for every request, so only the first of each such class is kept (the most general
+    description first: "any user" before named users and groups).
+    """
+    users = sorted({u for rule in policy.rules for u in rule.users})
+    groups = sorted({g for rule in policy.rules for g in rule.user_groups} - {AUTHENTICATED})
+    candidates = [
+        _Probe("any user", UserInfo(PROBE_USER, (AUTHENTICATED,))),
+        _Probe("any user", UserInfo(PROBE_USER, ())),
+        _Probe("an unauthenticated request", None),
+    ]
+    candidates += [_Probe(f"group {g}", UserInfo(PROBE_USER, (g, AUTHENTICATED))) for g in groups]
+    for user in users:
+        candidates.append(_Probe(f"user {user}", UserInfo(user, (AUTHENTICATED,))))
+        candidates.append(_Probe(f"user {user}", UserInfo(user, ())))
+        # A named user in a group matters only where one rule names both.
+        together = {g for r in policy.rules if user in r.users for g in r.user_groups}
+        candidates += [
+            _Probe(f"user {user} in {g}", UserInfo(user, (g, AUTHENTICATED)))
+            for g in sorted(together)
+        ]
+    selectors = [PolicyRule(users=r.users, user_groups=r.user_groups) for r in policy.rules]
+    kept: dict[tuple[bool, ...], _Probe] = {}
+    for probe in candidates:
+        request = RequestAttributes(verb="", user=probe.user)
+        signature = tuple(rule_matches(selector, request) for selector in selectors)
+        kept.setdefault(signature, probe)
+    return list(kept.values())
+
+
+def _distinct(values: list[str], lists: list[tuple[str, ...]]) -> list[str]:
+    """`values` minus those that every list in `lists` treats like an earlier one."""
+    kept: dict[tuple[bool, ...], str] = {}
+    for value in values:
+        kept.setdefault(tuple(not entries or value in entries for entries in lists), value)
+    return list(kept.values())
+
+
+def _requests(policy: Policy, sensitive: Sensitive) -> Iterator[tuple[str, str, str]]:
+    """(verb, namespace, name) combinations worth asking about, one per behaviour."""
+    namespaces = [""]
+    if sensitive.namespaced:
+        namespaces += sorted({"default"} | {ns for rule in policy.rules for ns in rule.namespaces})
+    name_lists = [entry.resource_names for rule in policy.rules for entry in rule.resources]
+    names = ["", *sorted({PROBE_NAME} | {n for entries in name_lists for n in entries} - {""})]
+    namespaces = _distinct(namespaces, [rule.namespaces for rule in policy.rules])
+    names = _distinct(names, name_lists)
+    for verb in sensitive.response_verbs:
+        for namespace in namespaces:
+            for name in names:
+                yield verb, namespace, name
+
+
+def _short(text: str, limit: int = 32) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _exposes(sensitive: Sensitive, level: str, verb: str) -> bool:
+    if level == "RequestResponse":
+        return verb in sensitive.response_verbs
+    return level == "Request" and verb in sensitive.request_verbs
+
+
+def sensitive_exposure(policy: Policy) -> list[Finding]:
+    """One warning per (rule, resource) whose bodies the rule would log."""
+    checker = PolicyChecker(policy)
+    probes = _probes(policy)
+    seen: dict[tuple[int, str], Finding] = {}
+    for sensitive in SENSITIVE:
+        for verb, namespace, name in _requests(policy, sensitive):
+            for probe in probes:
+                attrs = RequestAttributes(
+                    verb=verb,
+                    user=probe.user,
+                    namespace=namespace,
+                    api_group=sensitive.group,
+                    resource=sensitive.resource,
+                    subresource=sensitive.subresource,
+                    name=name,
+                )
+                decision = checker.decide(attrs)
+                index = decision.rule_index
+                if index is None or not _exposes(sensitive, decision.level, verb):
+                    continue
+                key = (index, sensitive.label)
+                if key not in seen:
+                    seen[key] = _finding(
+                        policy,
+                        index,
+                        f"logs {sensitive.label} bodies at {decision.level} ({verb} by "
+                        f"{_short(probe.who)}); log them at Metadata before it",
+                    )
+    return [seen[key] for key in sorted(seen)]
+
+
+# -- shadowed rules ---------------------------------------------------------------------
+
+
+def _subset(inner: tuple[str, ...], outer: tuple[str, ...]) -> bool:
+    """Every value `inner` admits is admitted by `outer` (empty = no restriction)."""
+    if not outer:
+        return True
+    return bool(inner) and set(inner) <= set(outer)
+
+
+def _url_covers(outer: str, inner: str) -> bool:
+    if outer == "*" or outer == inner:
+        return True
+    if not outer.endswith("*"):
+        return False
+    prefix = outer.rstrip("*")
+    inner_prefix = "" if inner == "*" else inner.rstrip("*") if inner.endswith("*") else inner
+    return inner_prefix.startswith(prefix)
+
+
+def _resource_string_covers(outer: str, inner: str) -> bool:
+    """Every (resource, subresource) `inner` matches is matched by `outer` (§5.3 4d)."""
+    if outer == inner or outer == "*":
+        return True
+    # Strings with more slashes or stars than `resource/sub` can match odd splits of
+    # `resource + "/" + subresource`; only the plain shapes are claimed.
+    if outer.endswith("/*") and "/" not in outer[:-2] and "*" not in outer[:-2]:
+        base = outer[:-2]
+        head, slash, sub = inner.partition("/")
+        return head == base and (not slash or "/" not in sub)
+    if outer.startswith("*/") and "*" not in outer[2:]:
+        base, slash, sub = inner.partition("/")
+        return bool(slash) and "*" not in base and "/" not in sub and sub == outer[2:]
+    return False
+
+
+def _group_covers(outer: str, inner: str) -> bool:
+    return outer == "*" or outer == inner
+
+
+def _entry_covers_resource(outer: GroupResources, inner: GroupResources, res: str | None) -> bool:
+    """Does `outer` match every request `inner` matches for its resource string `res`?
+
+    `res` None stands for "every resource of the group" (an entry without resources).
+    """
+    if not _group_covers(outer.group, inner.group):
+        return False
+    if not outer.resources:
+        return True
+    if res is None:
+        return "*" in outer.resources and not outer.resource_names
+    if not _subset(inner.resource_names, outer.resource_names):
+        return False
+    return any(_resource_string_covers(candidate, res) for candidate in outer.resources)
+
+
+def _resources_cover(outer: tuple[GroupResources, ...], inner: tuple[GroupResources, ...]) -> bool:
+    if not outer:
+        return True
+    entries = inner or (GroupResources(group="*"),)
+    for entry in entries:
+        strings: tuple[str | None, ...] = entry.resources or (None,)
+        for res in strings:
+            if not any(_entry_covers_resource(o, entry, res) for o in outer):
+                return False
+    return True
+
+
+def covers(outer: PolicyRule, inner: PolicyRule) -> bool:
+    """True only if every request `inner` matches is also matched by `outer` (sound)."""
+    if not (
+        _subset(inner.users, outer.users)
+        and _subset(inner.user_groups, outer.user_groups)
+        and _subset(inner.verbs, outer.verbs)
+    ):
+        return False
+    if outer.is_resource_rule:
+        if not inner.is_resource_rule:
+            return False
+        return _subset(inner.namespaces, outer.namespaces) and _resources_cover(
+            outer.resources, inner.resources
+        )
+    if outer.is_non_resource_rule:
+        if not inner.is_non_resource_rule:
+            return False
+        return all(
+            any(_url_covers(o, i) for o in outer.non_resource_urls) for i in inner.non_resource_urls
+        )
+    return True
+
+
+def shadowed_rules(policy: Policy) -> list[Finding]:
+    findings = []
+    for later, rule in enumerate(policy.rules):
+        for earlier in range(later):
+            if covers(policy.rules[earlier], rule):
+                where = rule_line(policy, earlier)
+                at = f" (line {where})" if where is not None else ""
+                findings.append(
+                    _finding(
+                        policy,
+                        later,
+                        f"never matches: rules[{earlier}]{at} already matches all its requests; "
+                        "reorder or remove it",
+                    )
+                )
+                break
+    return findings
+
+
+# -- catch-alls -------------------------------------------------------------------------
+
+
+def is_catch_all(rule: PolicyRule) -> bool:
+    """A rule without selectors matches every request, resource and non-resource."""
+    return not (
+        rule.users
+        or rule.user_groups
+        or rule.verbs
+        or rule.namespaces
+        or rule.resources
+        or rule.non_resource_urls
+    )
+
+
+_RULE_PATH = re.compile(r"^rules\[(\d+)\]\.?(.*)$")
+
+
+def dropped_key_catch_alls(policy: Policy, load_warnings: Sequence[Finding]) -> list[Finding]:
+    """Rules that only match everything because the decoder dropped an unknown key."""
+    dropped: dict[int, str] = {}
+    for warning in load_warnings:
+        if warning.type != "UnknownField" or not warning.field:
+            continue
+        match = _RULE_PATH.match(warning.field)
+        if match and match.group(2):
+            dropped.setdefault(int(match.group(1)), match.group(2))
+    findings = []
+    for index, key in sorted(dropped.items()):
+        if index < len(policy.rules) and is_catch_all(policy.rules[index]):
+            findings.append(
+                _finding(
+                    policy,
+                    index,
+                    f"matches every request because unknown field {key!r} was dropped; "
+                    "fix its spelling",
+                )
+            )
+    return findings
+
+
+def missing_catch_all(policy: Policy) -> list[Finding]:
+    if not policy.rules or any(is_catch_all(rule) for rule in policy.rules):
+        return []
+    last = len(policy.rules) - 1
+    return [
+        _finding(
+            policy,
+            last,
+            "no catch-all rule at the end: requests no rule matches are not logged at all; "
+            "end with `- level: Metadata`",
+        )
+    ]
+
+
+# -- stages -----------------------------------------------------------------------------
+
+
+def request_received_kept(policy: Policy) -> list[Finding]:
+    if "RequestReceived" in policy.omit_stages:
+        return []
+    keeping = [
+        index
+        for index, rule in enumerate(policy.rules)
+        if level_rank(rule.level) > 0 and "RequestReceived" not in rule.omit_stages
+    ]
+    if not keeping:
+        return []
+    names = ", ".join(f"rules[{i}]" for i in keeping[:3])
+    more = f" and {len(keeping) - 3} more" if len(keeping) > 3 else ""
+    return [
+        Finding(
+            LINT,
+            f"{names}{more} keep RequestReceived: each request is logged twice; "
+            "add top-level `omitStages: [RequestReceived]`",
+            "omitStages",
+            rule_line(policy, keeping[0]),
+        )
+    ]
+
+
+__all__ = [
+    "LINT",
+    "SENSITIVE",
+    "Sensitive",
+    "covers",
+    "dropped_key_catch_alls",
+    "is_catch_all",
+    "lint_policy",
+    "missing_catch_all",
+    "request_received_kept",
+    "sensitive_exposure",
+    "shadowed_rules",
+]
