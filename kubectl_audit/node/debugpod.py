@@ -1,0 +1,259 @@
+"""The short-lived privileged pod that reaches a node (DESIGN §4), and its lifecycle.
+
+Like `kubectl debug node/NAME --profile=sysadmin`, but better behaved: labelled so
+`kubectl audit cleanup` finds strays, an `activeDeadlineSeconds` backstop in case the client
+dies, no service-account token, only the host PID namespace (for systemctl), deleted in
+`finally`, and an image the node already has when it has a usable one.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubectl_audit.errors import NodeError
+from kubectl_audit.kube.errors import api_error
+from kubectl_audit.node.podexec import exec_in_pod
+from kubectl_audit.node.shell import CommandResult
+
+log = logging.getLogger(__name__)
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubectl-audit"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+COMPONENT = "node-agent"
+LABEL_NODE = "kubectl-audit.io/node"
+MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+CONTAINER = "agent"
+HOST_ROOT = "/host"
+DEFAULT_IMAGE = "docker.io/library/busybox:1.37"
+# Images that carry a shell, `sleep` and `chroot`: worth reusing when already on the node.
+_SHELL_IMAGES = ("busybox", "alpine", "debian", "ubuntu", "fedora", "almalinux", "rockylinux")
+
+
+@dataclass(frozen=True)
+class DebugPodOptions:
+    namespace: str = "kube-system"
+    image: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    deadline_seconds: int = 900
+    start_timeout: float = 120.0
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def images_on_node(node: dict[str, Any]) -> list[str]:
+    names: list[str] = []
+    for image in (node.get("status") or {}).get("images") or []:
+        names.extend(image.get("names") or [])
+    return names
+
+
+def choose_image(node: dict[str, Any], requested: str | None) -> str:
+    """`--image` if given; else a shell image the node already has; else busybox."""
+    if requested:
+        return requested
+    for name in images_on_node(node):
+        if "@sha256:" in name:
+            continue
+        repository = name.rsplit("/", 1)[-1].split(":", 1)[0]
+        if repository in _SHELL_IMAGES:
+            return name
+    return DEFAULT_IMAGE
+
+
+def pod_name_for(node_name: str) -> str:
+    suffix = secrets.token_hex(3)
+    stem = f"kubectl-audit-{node_name}"[: 63 - len(suffix) - 1].rstrip("-.")
+    return f"{stem}-{suffix}"
+
+
+def build_debug_pod(node_name: str, name: str, image: str, options: DebugPodOptions) -> dict:
+    """The pod manifest (pure): pinned to the node, root at /host, sleeping main process."""
+    labels = {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_COMPONENT: COMPONENT,
+        LABEL_NODE: node_name[:63],
+        **options.labels,
+    }
+    spec: dict[str, Any] = {
+        "nodeName": node_name,
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": options.deadline_seconds,
+        "terminationGracePeriodSeconds": 0,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "hostPID": True,
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [
+            {
+                "name": CONTAINER,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sleep", str(options.deadline_seconds)],
+                "securityContext": {"privileged": True},
+                "volumeMounts": [{"name": "host-root", "mountPath": HOST_ROOT}],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+            }
+        ],
+        "volumes": [{"name": "host-root", "hostPath": {"path": "/", "type": "Directory"}}],
+    }
+    if options.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": secret} for secret in options.image_pull_secrets]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": options.namespace,
+            "labels": labels,
+            "annotations": {
+                "kubectl-audit.io/purpose": "edits the kube-apiserver static pod for audit "
+                "logging; deleted when done, by its deadline at the latest",
+            },
+        },
+        "spec": spec,
+    }
+
+
+_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+def _container_waiting(pod: Any) -> tuple[str, str] | None:
+    statuses = (pod.status and pod.status.container_statuses) or []
+    for status in statuses:
+        waiting = status.state and status.state.waiting
+        if waiting and waiting.reason:
+            return waiting.reason, waiting.message or ""
+    return None
+
+
+def _is_running(pod: Any) -> bool:
+    if not pod.status or pod.status.phase != "Running":
+        return False
+    statuses = pod.status.container_statuses or []
+    return any(s.name == CONTAINER and s.state and s.state.running for s in statuses)
+
+
+class DebugPod:
+    """A NodeShell through a privileged pod; use as a context manager (it deletes the pod)."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        node: dict[str, Any],
+        options: DebugPodOptions,
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(api_client)
+        self.node_object = node
+        self.node = node["metadata"]["name"]
+        self.options = options
+        self.image = choose_image(node, options.image)
+        self.name = pod_name_for(self.node)
+        self._progress = progress or (lambda message: None)
+        self._created = False
+
+    def __enter__(self) -> DebugPod:
+        from kubernetes.client.exceptions import ApiException
+
+        manifest = build_debug_pod(self.node, self.name, self.image, self.options)
+        where = f"{self.options.namespace}/{self.name}"
+        self._progress(f"starting node-agent pod {where} ({self.image})")
+        try:
+            self.core.create_namespaced_pod(self.options.namespace, manifest)
+        except ApiException as error:
+            raise api_error(error, f"create pod in namespace {self.options.namespace}") from None
+        self._created = True
+        try:
+            self._wait_until_running()
+        except BaseException:
+            self.delete()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.delete()
+
+    def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        """Run argv in the node's root file system (`chroot /host ...`)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return exec_in_pod(
+                self.core,
+                self.options.namespace,
+                self.name,
+                CONTAINER,
+                ["chroot", HOST_ROOT, *argv],
+                timeout=timeout,
+            )
+        except ApiException as error:
+            raise api_error(error, f"exec in pod {self.name}") from None
+        except TimeoutError as error:
+            raise NodeError(f"{error} on node {self.node}") from None
+
+    def delete(self) -> None:
+        if not self._created:
+            return
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.delete_namespaced_pod(
+                self.name, self.options.namespace, grace_period_seconds=0
+            )
+        except ApiException as error:
+            if error.status != 404:
+                log.warning(
+                    "could not delete pod %s/%s (%s); `kubectl audit cleanup` removes it",
+                    self.options.namespace,
+                    self.name,
+                    error.reason,
+                )
+                return
+        self._created = False
+
+    def _wait_until_running(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        deadline = time.monotonic() + self.options.start_timeout
+        last = "Pending"
+        while time.monotonic() < deadline:
+            try:
+                pod = self.core.read_namespaced_pod(self.name, self.options.namespace)
+            except ApiException as error:
+                if error.status in (0, 500, 503):  # the API is briefly away; keep waiting
+                    time.sleep(0.5)
+                    continue
+                raise api_error(error, f"read pod {self.name}") from None
+            if _is_running(pod):
+                return
+            phase = pod.status.phase if pod.status else "Pending"
+            waiting = _container_waiting(pod)
+            if waiting and waiting[0] in _PULL_FAILURES:
+                raise self._pull_failure(*waiting)
+            if phase in ("Failed", "Succeeded"):
+                reason = pod.status.reason or pod.status.message or phase
+                raise NodeError(f"node-agent pod {self.name} on {self.node} ended early: {reason}")
+            last = f"{phase}" + (f" ({waiting[0]}: {waiting[1]})" if waiting else "")
+            time.sleep(0.25)
+        raise NodeError(
+            f"node-agent pod {self.name} did not start on {self.node} within "
+            f"{self.options.start_timeout:.0f}s (last state: {last})",
+            hint="check `kubectl describe pod` events while it starts, or raise --timeout",
+        )
+
+    def _pull_failure(self, reason: str, message: str) -> NodeError:
+        cached = [name for name in images_on_node(self.node_object) if "@sha256:" not in name]
+        on_node = f"; images already on {self.node}: {', '.join(cached[:6])}" if cached else ""
+        return NodeError(
+            f"node {self.node} cannot pull image {self.image} ({reason}: {message})".rstrip(),
+            hint="pass --image with an image that has sh, sleep and chroot and that the node "
+            f"can pull, or --image-pull-secret for a private registry{on_node}",
+        )

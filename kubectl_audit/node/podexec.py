@@ -1,0 +1,69 @@
+"""Exec in a pod over the Kubernetes websocket protocol, binary-safe (kubernetes>=37)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from kubectl_audit.node.shell import CommandResult, StreamLost
+
+_CHUNK_WAIT = 0.5
+
+
+def exec_in_pod(
+    core_api,  # kubernetes.client.CoreV1Api
+    namespace: str,
+    pod: str,
+    container: str,
+    argv: Sequence[str],
+    *,
+    timeout: float,
+) -> CommandResult:
+    """Run argv in the container; raise StreamLost if the stream ends without an exit code."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream import stream
+
+    try:
+        client = stream(
+            core_api.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            container=container,
+            command=list(argv),
+            stdin=False,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            binary=True,
+            _preload_content=False,
+        )
+    except ApiException as error:
+        if error.status == 0:
+            raise StreamLost(str(error.reason)) from None
+        raise
+    stdout = bytearray()
+    stderr = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while client.is_open():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{argv[0]} did not finish within {timeout:.0f}s")
+            try:
+                client.update(timeout=_CHUNK_WAIT)
+            except (OSError, ValueError) as error:
+                # websocket-client raises its own OSError/ValueError subclasses when the
+                # connection drops (the API server restarted under us).
+                raise StreamLost(f"exec stream lost: {error}") from None
+            stdout += client.read_stdout(timeout=0) or b""
+            stderr += client.read_stderr(timeout=0) or b""
+        stdout += client.read_stdout(timeout=0) or b""
+        stderr += client.read_stderr(timeout=0) or b""
+        try:
+            code = client.returncode
+        except (TypeError, KeyError, ValueError, IndexError):
+            code = None
+        if code is None:
+            raise StreamLost("exec stream closed without an exit status")
+        return CommandResult(int(code), bytes(stdout), bytes(stderr))
+    finally:
+        client.close()

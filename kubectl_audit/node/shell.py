@@ -1,0 +1,34 @@
+"""Running a command on a node, whatever carries it (a debug pod, or the node itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class NodeShell(Protocol):
+    """Runs argv in the node's root file system as root, binary-safe."""
+
+    node: str
+
+    def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult: ...
+
+
+class StreamLost(Exception):
+    """The connection carrying a command went away before it finished (e.g. API restart).
+
+    Not an AuditError on purpose: callers that expect it (waiting out an apiserver
+    restart) catch it; anywhere else it is a bug and surfaces as one.
+    """
