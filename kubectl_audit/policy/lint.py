@@ -160,7 +160,7 @@ def _requests(policy: Policy, sensitive: Sensitive) -> Iterator[tuple[str, str, 
                 yield verb, namespace, name
 
 
-def _short(text: str, limit: int = 32) -> str:
+def _short(text: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
@@ -196,8 +196,8 @@ def sensitive_exposure(policy: Policy) -> list[Finding]:
                     seen[key] = _finding(
                         policy,
                         index,
-                        f"logs {sensitive.label} bodies at {decision.level} ({verb} by "
-                        f"{_short(probe.who)}); log them at Metadata before it",
+                        f"logs {sensitive.label} at {decision.level} ({verb} by "
+                        f"{_short(probe.who)}); put a Metadata rule first",
                     )
     return [seen[key] for key in sorted(seen)]
 
