@@ -1,0 +1,310 @@
+"""The processes of one simulated pod: a private mount + PID namespace around a busybox root.
+
+One pod is one `unshare --fork --pid --mount --propagation private` whose child (PID 1 of
+the pod) sets up the pod's root file system and then becomes the container's main process
+inside a `chroot`:
+
+- `<pod dir>/rootfs`: a fresh busybox userland (the "busybox image");
+- `/proc`: a proc of the pod's own PID namespace; `/dev`: a tmpfs with the usual device
+  nodes, as a container runtime gives an unprivileged container;
+- every `Mount` bind-mounted (recursively, as runc does for hostPath volumes) at its
+  target, read-only where asked. A mounted directory that is itself a root file system
+  (has `dev/` and `proc/`, like a node root) gets the pod's /dev and /proc mounted on
+  those, as a recursive bind of a real node's `/` carries the node's /dev and /proc: so
+  `chroot /host sh -c '... >/dev/null'` works as on a node.
+
+Propagation is private, so nothing mounted here ever shows in the host's mount table; the
+mounts vanish with the namespace when its last process exits.
+
+`exec` enters the same namespaces (`nsenter --mount --pid --root --wd`), so it sees the
+same mounts and runs as a child of the pod's PID namespace. Killing PID 1 makes the kernel
+kill every process of the namespace, `setsid`/`nohup` ones included: that is what makes a
+detached process outlive its exec stream but not its pod, as with a real container's
+cgroup. Every process we start is also tied to our thread with PR_SET_PDEATHSIG
+(`setpriv --pdeathsig`), so a crashed test run cannot leave pods behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tests.kubesim.userland import install_busybox
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+# Runs as PID 1 of the new namespaces, with the host's binaries, before the chroot.
+# Positional arguments: rootfs, log file, mount count, then per mount
+# (source, target, "ro"|"rw", "root"|"-"), then the container's argv.
+_POD_INIT = r"""
+set -e
+root=$1; log=$2; n=$3; shift 3
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t tmpfs -o nosuid,mode=755,size=65536k tmpfs "$root/dev"
+mknod -m 666 "$root/dev/null" c 1 3
+mknod -m 666 "$root/dev/zero" c 1 5
+mknod -m 666 "$root/dev/full" c 1 7
+mknod -m 666 "$root/dev/random" c 1 8
+mknod -m 666 "$root/dev/urandom" c 1 9
+mknod -m 666 "$root/dev/tty" c 5 0
+mkdir -m 1777 "$root/dev/shm"
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"
+while [ "$n" -gt 0 ]; do
+    src=$1; dst=$root$2; mode=$3; kind=$4; shift 4
+    if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "${dst%/*}"; touch "$dst"; fi
+    mount --rbind "$src" "$dst"
+    if [ "$kind" = root ]; then
+        mount --bind "$root/dev" "$dst/dev"
+        mount --bind "$root/proc" "$dst/proc"
+    fi
+    if [ "$mode" = ro ]; then mount -o remount,bind,ro "$dst"; fi
+    n=$((n - 1))
+done
+# /proc here is still the host's proc, where /proc/self names us by our host PID.
+cd -P /proc/self
+echo "${PWD##*/}"
+cd /
+exec chroot "$root" "$@" >>"$log" 2>&1 </dev/null
+"""
+
+
+class SandboxError(RuntimeError):
+    """The pod's sandbox cannot be set up, or an operation needs a running pod."""
+
+
+class ExecutableNotFound(SandboxError):
+    """argv[0] does not resolve inside the pod: the runtime refuses to start the process."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = False
+
+
+def exit_code_of(returncode: int) -> int:
+    """A container runtime's exit code: 128+N for a process killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _validated_target(target: str) -> PurePosixPath:
+    path = PurePosixPath(target)
+    if not path.is_absolute() or ".." in path.parts or path == PurePosixPath("/"):
+        raise SandboxError(f"mount target {target!r} must be an absolute path below / without '..'")
+    return path
+
+
+class PodSandbox:
+    """The processes and root file system of one pod (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        workdir: Path,
+        mounts: Sequence[Mount],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80] or "pod"
+        self.dir = Path(workdir) / f"sandbox-{safe}-{secrets.token_hex(4)}"
+        self.rootfs = self.dir / "rootfs"
+        self.log_path = self.dir / "container.log"
+        self.mounts = tuple(sorted(mounts, key=lambda m: len(_validated_target(m.target).parts)))
+        self.env = {"PATH": DEFAULT_PATH, "HOSTNAME": name[:63], "HOME": "/root"}
+        self.env.update(env or {})
+        self._init: asyncio.subprocess.Process | None = None
+        self._init_pid: int | None = None
+        self._exit_code: int | None = None
+        self._removed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, argv: Sequence[str]) -> None:
+        """Set up the pod root and start `argv` as the pod's main process (its PID 1)."""
+        if self._init is not None:
+            raise SandboxError(f"sandbox {self.name} was already started")
+        if not argv:
+            raise SandboxError("a container needs a command")
+        for mount in self.mounts:
+            if not mount.source.exists():
+                raise SandboxError(f"mount source {mount.source} for {mount.target} does not exist")
+        await asyncio.to_thread(self._prepare_rootfs)
+        self._check_executable(argv[0])
+        mount_args: list[str] = []
+        for mount in self.mounts:
+            source = mount.source.resolve()
+            mount_args += [
+                str(source),
+                str(_validated_target(mount.target)),
+                "ro" if mount.read_only else "rw",
+                "root" if (source / "dev").is_dir() and (source / "proc").is_dir() else "-",
+            ]
+        self._init = await asyncio.create_subprocess_exec(
+            "setpriv", "--pdeathsig", "SIGKILL",
+            "unshare", "--fork", "--pid", "--mount", "--propagation", "private",
+            "--kill-child=SIGKILL",
+            "/bin/busybox", "sh", "-c", _POD_INIT, "pod-init",
+            str(self.rootfs), str(self.log_path), str(len(self.mounts)), *mount_args, *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**self.env, "PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}"},
+        )  # fmt: skip
+        assert self._init.stdout is not None and self._init.stderr is not None
+        try:
+            line = await asyncio.wait_for(self._init.stdout.readline(), START_TIMEOUT)
+        except asyncio.TimeoutError:
+            await self._kill_and_reap()
+            raise SandboxError(f"pod {self.name}: sandbox setup timed out") from None
+        if not line.strip().isdigit():
+            await self._kill_and_reap()
+            err = (await self._init.stderr.read()).decode(errors="replace").strip()
+            raise SandboxError(f"pod {self.name}: sandbox setup failed: {err or 'no output'}")
+        self._init_pid = int(line)
+
+    async def wait(self) -> int:
+        """The main process's exit code (128+N if killed by signal N)."""
+        if self._init is None:
+            raise SandboxError(f"sandbox {self.name} was never started")
+        if self._exit_code is None:
+            returncode = await self._init.wait()
+            self._exit_code = exit_code_of(returncode)
+        return self._exit_code
+
+    @property
+    def running(self) -> bool:
+        return self._init is not None and self._init.returncode is None
+
+    @property
+    def pid(self) -> int | None:
+        """Host PID of the pod's PID 1 (the main process), while it runs."""
+        return self._init_pid if self.running else None
+
+    async def terminate(self) -> None:
+        """Kill every process of the pod (setsid'ed ones too) and remove its directory."""
+        if self._init is not None and self._init.returncode is None:
+            await self._kill_and_reap()
+        if not self._removed:
+            # The pod's mounts only exist in its own (now empty) mount namespace: on the
+            # host side rootfs/host is an empty directory, so this never reaches a node root.
+            await asyncio.to_thread(shutil.rmtree, self.dir, True)
+            self._removed = True
+
+    async def _kill_and_reap(self) -> None:
+        assert self._init is not None
+        # SIGKILL to the namespace's PID 1 kills the whole namespace; unshare itself (and,
+        # through --kill-child, PID 1 if we got here before knowing it) too.
+        for pid in (self._init_pid, self._init.pid):
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        try:
+            await asyncio.wait_for(self._init.wait(), STOP_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise SandboxError(f"pod {self.name}: processes did not die on SIGKILL") from None
+        if self._exit_code is None:
+            self._exit_code = exit_code_of(self._init.returncode or 0)
+
+    # -- exec ------------------------------------------------------------------------------
+
+    async def exec(self, argv: Sequence[str], *, stdin: bool) -> asyncio.subprocess.Process:
+        """Start `argv` in the pod (same mounts, same PID namespace), stdout/stderr piped.
+
+        The process leads a new process group (on the host side: nsenter and the command);
+        killing that group ends the exec but not what the command detached with setsid.
+        """
+        pid = self.pid
+        if pid is None:
+            raise SandboxError(f"pod {self.name} is not running")
+        self._check_executable(argv[0] if argv else "")
+        return await asyncio.create_subprocess_exec(
+            "setpriv", "--pdeathsig", "SIGKILL",
+            "nsenter", f"--target={pid}", "--mount", "--pid", "--root", "--wd", "--", *argv,
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(self.env),
+            start_new_session=True,
+            limit=1 << 16,
+        )  # fmt: skip
+
+    # -- root file system ------------------------------------------------------------------
+
+    def _prepare_rootfs(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=False)
+        install_busybox(self.rootfs)
+        self.log_path.touch()
+
+    def _check_executable(self, command: str) -> None:
+        """Refuse, as runc does, a command that does not resolve to an executable file."""
+        if not command:
+            raise ExecutableNotFound("exec: no command")
+        if "/" in command:
+            if self._is_executable(command if command.startswith("/") else "/" + command):
+                return
+            raise ExecutableNotFound(
+                f'exec: "{command}": stat {command}: no such file or directory'
+            )
+        for directory in self.env.get("PATH", DEFAULT_PATH).split(":"):
+            if directory and self._is_executable(f"{directory.rstrip('/')}/{command}"):
+                return
+        raise ExecutableNotFound(f'exec: "{command}": executable file not found in $PATH')
+
+    def _is_executable(self, pod_path: str) -> bool:
+        host = self._resolve(pod_path)
+        if host is None:
+            return False
+        try:
+            st = host.stat()
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
+
+    def _resolve(self, pod_path: str, depth: int = 0) -> Path | None:
+        """Where a path inside the pod lives on the host, following symlinks in the pod's view.
+
+        Mounted sub-trees only exist inside the pod's mount namespace, so the host path is
+        found by mapping the longest mount target prefix to its source.
+        """
+        if depth > 40:
+            return None
+        parts = [p for p in PurePosixPath(pod_path).parts if p != "/"]
+        resolved: list[str] = []
+        for index, part in enumerate(parts):
+            if part == ".":
+                continue
+            if part == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            resolved.append(part)
+            host = self._host_path(resolved)
+            if host.is_symlink():
+                target = os.readlink(host)
+                base = "/" if target.startswith("/") else "/" + "/".join(resolved[:-1])
+                rest = "/".join(parts[index + 1 :])
+                return self._resolve(f"{base}/{target}/{rest}", depth + 1)
+        return self._host_path(resolved)
+
+    def _host_path(self, parts: list[str]) -> Path:
+        for mount in reversed(self.mounts):
+            target = _validated_target(mount.target).parts[1:]
+            if tuple(parts[: len(target)]) == target:
+                return Path(mount.source).joinpath(*parts[len(target) :])
+        return self.rootfs.joinpath(*parts)
