@@ -69,9 +69,17 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 class YamlSyntaxError(InputError):
     """The text is not well-formed YAML (or JSON); `line` is 1-based when known."""
 
-    def __init__(self, message: str, *, line: int | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        problem: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.line = line
+        self.problem = problem or message  # the bare complaint, without source and line
 
 
 class YamlBudgetError(YamlLimitError):
@@ -511,7 +519,7 @@ class _Composer:
 
     def _syntax(self, message: str, event: Any) -> YamlSyntaxError:
         line = event.start_mark.line + 1 if event.start_mark is not None else None
-        return YamlSyntaxError(f"{self.source}:{line}: {message}", line=line)
+        return YamlSyntaxError(f"{self.source}:{line}: {message}", line=line, problem=message)
 
     def _budget(self, message: str, event: Any) -> YamlBudgetError:
         line = event.start_mark.line + 1 if event.start_mark is not None else None
@@ -559,7 +567,7 @@ def _documents(
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error, source) from None
     except yaml.YAMLError as error:
-        raise YamlSyntaxError(f"{source}: {error}") from None
+        raise YamlSyntaxError(f"{source}: {error}", problem=str(error)) from None
     finally:
         loader.dispose()
 
@@ -572,7 +580,8 @@ def _syntax_error(error: yaml.MarkedYAMLError, source: str) -> YamlSyntaxError:
     where = f"{source}:{line}" if line is not None else source
     if mark is not None:
         message += f" (column {mark.column + 1})"
-    return YamlSyntaxError(f"{where}: {message}", line=line)
+    problem = error.problem or error.context or "invalid YAML"
+    return YamlSyntaxError(f"{where}: {message}", line=line, problem=problem)
 
 
 def parse_document(
