@@ -160,7 +160,7 @@ def _requests(policy: Policy, sensitive: Sensitive) -> Iterator[tuple[str, str, 
                 yield verb, namespace, name
 
 
-def _short(text: str, limit: int = 28) -> str:
+def _short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 

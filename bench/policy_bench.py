@@ -1,0 +1,133 @@
+"""How fast the policy engine decides and validates, against baselines measured in the same run.
+
+Matcher: every request recorded in the real audit logs of shared/testdata/audit-logs
+(converted with `attributes.from_event`) is evaluated against the GKE policy
+(`gke-gce-configure-helper-audit-policy.yaml`, 17 rules). Baselines:
+  * `json.loads` of the same events' JSON text - what reading a log costs anyway, so the
+    ratio says how much evaluating the policy adds per event;
+  * the one-off `decide(policy, attrs)`, which prepares the rules for each request - what
+    a caller that does not keep a PolicyChecker pays.
+Validation: `check_policy` (load as kube-apiserver would + lint) and the same without lint,
+against a bare bounded-free `yaml.load` (CSafeLoader when present) of the same bytes.
+
+Run: python3 bench/policy_bench.py [--seconds 0.4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kubectl_audit.policy.attributes import from_event  # noqa: E402
+from kubectl_audit.policy.checker import PolicyChecker, decide  # noqa: E402
+from kubectl_audit.policy.model import RequestAttributes  # noqa: E402
+from tests.conftest import TESTDATA  # noqa: E402
+
+POLICY = TESTDATA / "policies" / "gke-gce-configure-helper-audit-policy.yaml"
+LOGS = TESTDATA / "audit-logs"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def event_texts() -> list[str]:
+    """The JSON text of every audit event in the JSON-lines logs (one event per line)."""
+    texts = []
+    files = sorted(LOGS.rglob("*.log")) + sorted(LOGS.rglob("*.jsonl"))
+    files += sorted((LOGS / "falco-k8s-audit").glob("*.json"))
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                texts.append(line)
+    return texts
+
+
+def requests_of(texts: list[str]) -> list[RequestAttributes]:
+    events = (json.loads(text) for text in texts)
+    return [from_event(event) for event in events if isinstance(event.get("verb"), str)]
+
+
+def rate(work: Callable[[], int], seconds: float) -> float:
+    """Items per second: repeat `work` (which returns how many items it did) for `seconds`."""
+    work()  # warm up
+    done = 0
+    start = time.perf_counter()
+    elapsed = 0.0
+    while elapsed < seconds:
+        done += work()
+        elapsed = time.perf_counter() - start
+    return done / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=0.4, help="time per measurement")
+    args = parser.parse_args(argv)
+
+    from kubectl_audit.policy.loader import load_policy
+    from kubectl_audit.policy.report import check_policy
+
+    data = POLICY.read_bytes()
+    policy = load_policy(data).policy
+    if policy is None:
+        print(f"error: {POLICY.name} does not load", file=sys.stderr)
+        return 1
+    texts = event_texts()
+    requests = requests_of(texts)
+    checker = PolicyChecker(policy)
+
+    def match_all() -> int:
+        for attrs in requests:
+            checker.decide(attrs)
+        return len(requests)
+
+    def match_one_off() -> int:
+        for attrs in requests:
+            decide(policy, attrs)
+        return len(requests)
+
+    def parse_all() -> int:
+        for text in texts:
+            json.loads(text)
+        return len(texts)
+
+    matcher = rate(match_all, args.seconds)
+    one_off = rate(match_one_off, args.seconds)
+    parsing = rate(parse_all, args.seconds)
+    levels: dict[str, int] = {}
+    for attrs in requests:
+        level = checker.decide(attrs).level
+        levels[level] = levels.get(level, 0) + 1
+
+    validate = rate(lambda: check_policy(data, file=POLICY.name).valid and 1, args.seconds)
+    load_only = rate(
+        lambda: check_policy(data, file=POLICY.name, lint=False).valid and 1, args.seconds
+    )
+    yaml_only = rate(lambda: yaml.load(data, Loader=_Loader) is not None and 1, args.seconds)
+
+    print(f"policy: {POLICY.name} ({len(policy.rules)} rules)")
+    print(f"events: {len(requests)} requests from {len(texts)} log lines in {LOGS.name}/")
+    print("levels: " + ", ".join(f"{k} {v}" for k, v in sorted(levels.items())))
+    print(f"matcher (PolicyChecker.decide):     {matcher:12,.0f} requests/s")
+    print(f"baseline json.loads of the events:  {parsing:12,.0f} events/s")
+    print(f"baseline one-off decide():          {one_off:12,.0f} requests/s")
+    print(f"ratio matcher / json.loads:         {matcher / parsing:12.2f}x")
+    print(f"ratio matcher / one-off decide():   {matcher / one_off:12.2f}x")
+    print(f"check_policy (load + lint):         {validate:12,.0f} calls/s")
+    print(f"check_policy (load only):           {load_only:12,.0f} calls/s")
+    print(f"baseline yaml.load of the policy:   {yaml_only:12,.0f} calls/s")
+    print(f"ratio check_policy / yaml.load:     {validate / yaml_only:12.2f}x")
+    print(f"ratio load only / yaml.load:        {load_only / yaml_only:12.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
