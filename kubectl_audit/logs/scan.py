@@ -1,0 +1,223 @@
+"""Find the matching events in one source: prefilter bytes, parse only candidates.
+
+Per block of lines:
+1. Pick the needle set that is rarest in the source's first block (counted once, at C
+   speed) and find its occurrences with `bytes.find` over the whole block; each hit gives
+   one candidate line. Lines written with spaces after colons get the loose needles
+   (values only); see `filters`.
+2. A candidate must also contain one needle of every other set, and its
+   `"stageTimestamp":"..."` (cut to the second) must not be outside --since/--until.
+3. Only then is the line parsed (orjson) and tested exactly.
+
+With no needles at all, every line is parsed. Unparsable lines and JSON that is not an
+audit event are skipped and counted in `Problems` (only among lines that reach step 3,
+plus always a file's unterminated last line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+
+from kubectl_audit.logs.events import Event, is_audit_event
+from kubectl_audit.logs.filters import Matcher
+from kubectl_audit.logs.sources import Block, LogSource
+
+_STAGE_TIME = b'"stageTimestamp":"'
+_LOOSE_MARKS = (b'": ', b'" :', b'":\t')
+
+
+@dataclass
+class Problems:
+    """Lines skipped because they are not audit events, for one summary line on stderr."""
+
+    not_json: int = 0
+    not_event: int = 0
+    truncated: int = 0
+    first: tuple[str, int] | None = None  # (file, byte offset) of the first one
+
+    @property
+    def total(self) -> int:
+        return self.not_json + self.not_event + self.truncated
+
+    def add(self, kind: str, origin: str, offset: int) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if self.first is None:
+            self.first = (origin, offset)
+
+    def summary(self) -> str | None:
+        if not self.total:
+            return None
+        parts = []
+        if self.not_json:
+            parts.append(f"{self.not_json} not JSON")
+        if self.not_event:
+            parts.append(f"{self.not_event} JSON but not an audit event")
+        if self.truncated:
+            parts.append(f"{self.truncated} truncated at the end of a file")
+        where = ""
+        if self.first is not None:
+            origin, offset = self.first
+            where = f"; first in {origin} at {_line_number(origin, offset)}"
+        noun = "line" if self.total == 1 else "lines"
+        return f"warning: skipped {self.total} unreadable {noun} ({', '.join(parts)}){where}"
+
+
+def _line_number(origin: str, offset: int) -> str:
+    """`line N` for a plain file (counted again only now, for the one message)."""
+    try:
+        with open(origin, "rb") as handle:
+            head = handle.read(offset)
+    except OSError:
+        return f"byte {offset}"
+    if head[:2] == b"\x1f\x8b":
+        return f"byte {offset} (uncompressed)"
+    newlines = head.count(b"\n")
+    return f"line {newlines + 1}"
+
+
+@dataclass
+class _Plan:
+    """How to prefilter one source's blocks in one mode (compact or loose lines)."""
+
+    primary: tuple[bytes, ...] | None
+    others: tuple[tuple[bytes, ...], ...]
+
+
+@dataclass
+class Scanner:
+    """Scans the blocks of one source with one Matcher."""
+
+    matcher: Matcher
+    node: str
+    problems: Problems
+    progress: Callable[[int], None] | None = None
+    _plans: dict[bool, _Plan] = field(default_factory=dict)
+
+    def events(self, source: LogSource) -> Iterator[Event]:
+        for block in source.blocks():
+            yield from self.block_events(block)
+            if self.progress is not None:
+                self.progress(len(block.data))
+
+    def block_events(self, block: Block) -> Iterator[Event]:
+        data = block.data
+        if block.tail:
+            yield from self._parse(data, block, 0, tail=True)
+            return
+        loose = any(mark in data for mark in _LOOSE_MARKS)
+        plan = self._plans.get(loose)
+        if plan is None:
+            plan = self._plans[loose] = self._plan(data, loose)
+        time_ok = self._time_prefilter() if not loose else None
+        if plan.primary is None:
+            yield from self._every_line(data, block, plan, time_ok)
+            return
+        for start, end in _candidates(data, plan.primary):
+            line = data[start:end]
+            if plan.others and not all(any(n in line for n in s) for s in plan.others):
+                continue
+            if time_ok is not None and not time_ok(line):
+                continue
+            yield from self._parse(line, block, start)
+
+    def _every_line(
+        self,
+        data: bytes,
+        block: Block,
+        plan: _Plan,
+        time_ok: Callable[[bytes], bool] | None,
+    ) -> Iterator[Event]:
+        others = plan.others
+        for line in data.split(b"\n"):
+            if others and not all(any(n in line for n in s) for s in others):
+                continue
+            if time_ok is not None and not time_ok(line):
+                continue
+            if not line or line.isspace():
+                continue
+            yield from self._parse(line, block, -1)
+
+    def _parse(
+        self, line: bytes, block: Block, start: int, *, tail: bool = False
+    ) -> Iterator[Event]:
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            kind = "truncated" if tail else "not_json"
+            self.problems.add(kind, block.origin, block.offset + _offset(block, line, start))
+            return
+        if not is_audit_event(data):
+            self.problems.add("not_event", block.origin, block.offset + _offset(block, line, start))
+            return
+        if self.matcher.predicate(data):
+            yield Event.of(data, line, self.node)
+
+    def _plan(self, data: bytes, loose: bool) -> _Plan:
+        sets = [s.loose if loose else s.compact for s in self.matcher.needle_sets]
+        sets = [s for s in sets if all(s)]  # an empty needle filters nothing
+        if not sets:
+            return _Plan(None, ())
+        sample = data[: 4 << 20]
+        counts = [sum(sample.count(n) for n in s) for s in sets]
+        best = counts.index(min(counts))
+        others = tuple(s for i, s in enumerate(sets) if i != best)
+        return _Plan(sets[best], others)
+
+    def _time_prefilter(self) -> Callable[[bytes], bool] | None:
+        since = self.matcher.since_key
+        until = self.matcher.until_key
+        if since is None and until is None:
+            return None
+        low = since[:19].encode() if since else None
+        high = until[:19].encode() if until else None
+
+        def time_ok(line: bytes) -> bool:
+            """False only when the line's stage time is surely outside the window."""
+            at = line.find(_STAGE_TIME)
+            if at < 0:
+                return True
+            at += len(_STAGE_TIME)
+            close = line.find(b'"', at)
+            if close < 0 or line[close - 1] != 0x5A:  # not UTC "Z": let the parser decide
+                return True
+            second = line[at : at + 19]
+            return not ((low is not None and second < low) or (high is not None and second > high))
+
+        return time_ok
+
+
+def _offset(block: Block, line: bytes, start: int) -> int:
+    return start if start >= 0 else max(block.data.find(line), 0)
+
+
+def _candidates(data: bytes, needles: tuple[bytes, ...]) -> Iterator[tuple[int, int]]:
+    """(start, end) of every line containing one of `needles`, in order, each once."""
+    find = data.find
+    rfind = data.rfind
+    size = len(data)
+    if len(needles) == 1:
+        needle = needles[0]
+        at = find(needle)
+        while at >= 0:
+            start = rfind(b"\n", 0, at) + 1
+            end = find(b"\n", at)
+            if end < 0:
+                end = size
+            yield start, end
+            at = find(needle, end)
+        return
+    lines: dict[int, int] = {}
+    for needle in needles:
+        at = find(needle)
+        while at >= 0:
+            start = rfind(b"\n", 0, at) + 1
+            end = find(b"\n", at)
+            if end < 0:
+                end = size
+            lines[start] = end
+            at = find(needle, end)
+    for start in sorted(lines):
+        yield start, lines[start]

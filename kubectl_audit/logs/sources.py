@@ -1,0 +1,437 @@
+"""Where audit log bytes come from: one `LogSource` per node, yielding blocks of whole lines.
+
+The seam for every source is the `LogSource` protocol: a node name, an optional size (for
+the progress bar) and `blocks()`, which yields `Block`s of complete lines, oldest first.
+Blocks instead of single lines because the prefilter searches a whole block at C speed.
+
+Implemented here: `FileSet` (a current log and its lumberjack backups, gzipped or not,
+skipping backups outside the time window by the timestamp in their names) and
+`StreamSource` (stdin). The cluster sources (kubelet `/logs` node proxy, debug pod with a
+`grep -F` prefilter on the node) plug in behind the same protocol; `cluster_sources`
+says clearly that this build does not have them yet.
+
+Whole-file JSON documents (a pretty-printed event, a JSON array of events, an EventList)
+are detected by their first line not being a JSON value on its own, parsed whole (up to
+`DOCUMENT_LIMIT` bytes) and re-emitted as compact lines, so the rest of the pipeline only
+ever sees JSON lines. If such a file does not parse as one document either, it is read as
+lines and its lines are counted as unreadable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import stat
+import sys
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import orjson
+
+from kubectl_audit.errors import InputError
+
+BLOCK_SIZE = 8 << 20
+DOCUMENT_LIMIT = 64 << 20
+# How long after its rotation an event may still be written with an earlier stage time
+# (buffered backends); backups are only skipped with this much room.
+ROTATION_SLACK = timedelta(minutes=5)
+_GZIP_MAGIC = b"\x1f\x8b"
+_STAMP = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}"
+_BACKUP = re.compile(rf"^(?P<stem>.+)-(?P<stamp>{_STAMP})(?P<ext>\.[^.]*)?(?P<gz>\.gz)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Whole lines of one file (`data` ends without a partial line).
+
+    `tail` marks the last bytes of a file that did not end with a newline: a line the
+    writer may not have finished (the scanner always checks it, and counts it if broken).
+    """
+
+    data: bytes
+    origin: str
+    offset: int
+    tail: bool = False
+
+
+class LogSource(Protocol):
+    """The audit log of ONE node, oldest event first."""
+
+    node: str
+
+    def size(self) -> int | None:
+        """Bytes `blocks()` will read, if known (for the progress bar)."""
+        ...
+
+    def blocks(self) -> Iterator[Block]: ...
+
+
+# --- lumberjack names --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogName:
+    """A log file name split like lumberjack splits it: `<stem>[-<stamp>]<ext>[.gz]`."""
+
+    directory: Path
+    stem: str
+    ext: str
+    rotated_at: datetime | None = None  # None: the current (active) log
+    gz: bool = False
+
+    @classmethod
+    def of(cls, path: Path) -> LogName:
+        match = _BACKUP.match(path.name)
+        if match:
+            ext, gz = match.group("ext") or "", bool(match.group("gz"))
+            if ext == ".gz" and not gz:
+                ext, gz = "", True
+            stamp = datetime.strptime(match.group("stamp"), "%Y-%m-%dT%H-%M-%S.%f")
+            return cls(
+                path.parent, match.group("stem"), ext, stamp.replace(tzinfo=timezone.utc), gz
+            )
+        base, dot, suffix = path.name.rpartition(".")
+        if dot and base:
+            return cls(path.parent, base, "." + suffix)
+        return cls(path.parent, path.name, "")
+
+    @property
+    def identity(self) -> tuple[Path, str, str]:
+        return (self.directory, self.stem, self.ext)
+
+    @property
+    def current(self) -> Path:
+        return self.directory / f"{self.stem}{self.ext}"
+
+
+def backup_name(current: Path, rotated_at: datetime, *, gz: bool = False) -> str:
+    """The name lumberjack gives `current` when rotating it at `rotated_at` (spec 6.5)."""
+    name = LogName.of(current)
+    utc = rotated_at.astimezone(timezone.utc)
+    stamp = utc.strftime("%Y-%m-%dT%H-%M-%S.") + f"{utc.microsecond // 1000:03d}"
+    return f"{name.stem}-{stamp}{name.ext}" + (".gz" if gz else "")
+
+
+def find_backups(current: Path) -> list[Path]:
+    """The lumberjack backups of `current` in its directory, oldest first.
+
+    A backup and its `.gz` twin (left for a moment while lumberjack compresses) count once:
+    the uncompressed one is read.
+    """
+    wanted = LogName.of(current)
+    found: dict[datetime, Path] = {}
+    try:
+        entries = list(current.parent.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        name = LogName.of(entry)
+        if name.rotated_at is None or name.identity != wanted.identity:
+            continue
+        if name.rotated_at not in found or not name.gz:
+            found[name.rotated_at] = entry
+    return [found[stamp] for stamp in sorted(found)]
+
+
+# --- reading files -----------------------------------------------------------------------
+
+
+def open_raw(path: Path) -> BinaryIO:
+    """Open a log file unbuffered, or raise an InputError that names it."""
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - returned to the caller
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file", hint="check the path given to --file") from None
+    except IsADirectoryError:
+        raise InputError(
+            f"{path}: is a directory", hint="give the log file itself, e.g. DIR/audit.log"
+        ) from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror}") from None
+    if stat.S_ISDIR(os.fstat(handle.fileno()).st_mode):
+        handle.close()
+        raise InputError(f"{path}: is a directory", hint="give the log file itself")
+    return handle
+
+
+def _is_regular(handle: BinaryIO) -> bool:
+    return stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
+
+
+def _read_chunks(handle: BinaryIO, where: str) -> Iterator[bytes]:
+    while True:
+        try:
+            chunk = handle.read(BLOCK_SIZE)
+        except (OSError, EOFError, zlib.error) as error:
+            # A gzip backup cut short (copied while lumberjack was compressing it).
+            raise InputError(f"{where}: cannot read: {error}") from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def _first_line_is_incomplete(head: bytes) -> bool:
+    """True when the data starts like a multi-line JSON document, not like JSON lines."""
+    stripped = head.lstrip()
+    if stripped.startswith(b"["):
+        return True
+    if not stripped.startswith(b"{"):
+        return False
+    line = stripped.split(b"\n", 1)[0]
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return True
+    return False
+
+
+def _document_lines(document: bytes) -> bytes | None:
+    """A whole-file JSON document as compact event lines, or None if it is not one."""
+    try:
+        value = orjson.loads(document)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("items"), list):
+        value = value["items"]
+    items = value if isinstance(value, list) else [value]
+    return b"".join(orjson.dumps(item) + b"\n" for item in items)
+
+
+def read_blocks(chunks: Iterator[bytes], where: str, *, head_sniff: bool = True) -> Iterator[Block]:
+    """Cut a stream of chunks into blocks of whole lines (see `Block`)."""
+    first = next(chunks, b"")
+    while b"\n" not in first[:65536] and len(first) < 65536:
+        more = next(chunks, b"")  # a pipe delivers little at a time: sniff a whole line
+        if not more:
+            break
+        first += more
+    if head_sniff and _first_line_is_incomplete(first[:65536]):
+        whole = bytearray(first)
+        for chunk in chunks:
+            whole += chunk
+            if len(whole) > DOCUMENT_LIMIT:
+                break
+        lines = _document_lines(bytes(whole)) if len(whole) <= DOCUMENT_LIMIT else None
+        if lines is not None:
+            yield Block(lines, where, 0)
+            return
+        chunks = iter([bytes(whole), *chunks])
+        first = next(chunks, b"")
+    offset = 0
+    carry = b""
+    for chunk in _chain(first, chunks):
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield Block(data[:cut], where, offset)
+            offset += cut
+        carry = data[cut:]
+    if carry:
+        yield Block(carry, where, offset, tail=True)
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def file_blocks(path: Path, opened: BinaryIO | None = None) -> Iterator[Block]:
+    """The blocks of one file, gunzipped if it starts with the gzip magic (not by name)."""
+    with opened or open_raw(path) as handle:
+        magic = os.pread(handle.fileno(), 2, 0) if _is_regular(handle) else b""
+        if magic == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
+                yield from read_blocks(_read_chunks(unzipped, str(path)), str(path))  # type: ignore[arg-type]
+        else:
+            yield from read_blocks(_read_chunks(handle, str(path)), str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class ReadUpTo:
+    """Where reading the current log stopped: the file (device, inode) and the offset just
+    after its last complete line. `-f` resumes exactly there, so nothing written meanwhile
+    is lost or shown twice."""
+
+    device: int
+    inode: int
+    offset: int
+
+
+@dataclass
+class FileSet:
+    """One node's log as files: backups oldest first, then the current log if given."""
+
+    node: str
+    files: list[Path]
+    skipped: list[Path] = field(default_factory=list)
+    read_up_to: ReadUpTo | None = None
+    live: Path | None = None  # the current log, followed by -f even if the window skipped it
+
+    def size(self) -> int | None:
+        total = 0
+        for path in self.files:
+            try:
+                total += path.stat().st_size
+            except OSError:
+                return None
+        return total
+
+    def blocks(self) -> Iterator[Block]:
+        current = self.current
+        for path in self.files:
+            if path != current:
+                yield from file_blocks(path)
+                continue
+            with open_raw(path) as handle:
+                info = os.fstat(handle.fileno())
+                end = 0
+                for block in file_blocks(path, handle):
+                    if not block.tail:
+                        end = block.offset + len(block.data)
+                    yield block
+                self.read_up_to = ReadUpTo(info.st_dev, info.st_ino, end)
+
+    @property
+    def current(self) -> Path | None:
+        """The active log (what `-f` follows), if it is part of this set."""
+        last = self.files[-1] if self.files else None
+        if last is not None and LogName.of(last).rotated_at is None:
+            return last
+        return None
+
+
+@dataclass
+class StreamSource:
+    """Lines from an already open binary stream (stdin: `--file -`)."""
+
+    node: str
+    stream: BinaryIO
+
+    def size(self) -> int | None:
+        return None
+
+    def blocks(self) -> Iterator[Block]:
+        def chunks() -> Iterator[bytes]:
+            while True:
+                chunk = (
+                    self.stream.read1(BLOCK_SIZE)
+                    if hasattr(self.stream, "read1")
+                    else (self.stream.read(BLOCK_SIZE))
+                )
+                if not chunk:
+                    return
+                yield chunk
+
+        yield from read_blocks(chunks(), "<stdin>")
+
+
+def _in_window(
+    start: datetime | None, end: datetime | None, since: datetime | None, until: datetime | None
+) -> bool:
+    """Can a file holding events written in (start, end] have any in [since, until]?"""
+    if since is not None and end is not None and end < since:
+        return False
+    return not (until is not None and start is not None and start - ROTATION_SLACK > until)
+
+
+def file_sets(
+    paths: Sequence[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    stdin: BinaryIO | None = None,
+) -> list[LogSource]:
+    """Group `--file` arguments into one source per log (current + backups).
+
+    Naming a current log brings in all its backups; naming only backups reads just those.
+    Each file must exist (an InputError names the first that does not).
+    """
+    groups: dict[tuple[Path, str, str], set[Path]] = {}
+    with_backups: set[tuple[Path, str, str]] = set()
+    sources: list[LogSource] = []
+    for text in paths:
+        if text == "-":
+            if any(isinstance(s, StreamSource) for s in sources):
+                raise InputError("stdin (-) can only be read once")
+            sources.append(StreamSource("stdin", stdin or sys.stdin.buffer))
+            continue
+        path = Path(text)
+        open_raw(path).close()  # fail early, naming the file
+        name = LogName.of(path)
+        groups.setdefault(name.identity, set()).add(path)
+        if name.rotated_at is None:
+            with_backups.add(name.identity)
+    labels = _labels(groups)
+    for identity, given in groups.items():
+        files = set(given)
+        if identity in with_backups:
+            files.update(find_backups(next(p for p in given if LogName.of(p).rotated_at is None)))
+        ordered = sorted(files, key=_file_order)
+        kept, skipped = _window(ordered, since, until)
+        live = next((p for p in ordered if LogName.of(p).rotated_at is None), None)
+        sources.append(FileSet(labels[identity], kept, skipped, live=live))
+    return sources
+
+
+def _file_order(path: Path) -> tuple[int, datetime]:
+    name = LogName.of(path)
+    if name.rotated_at is None:
+        return (1, datetime.max.replace(tzinfo=timezone.utc))
+    return (0, name.rotated_at)
+
+
+def _window(
+    ordered: list[Path], since: datetime | None, until: datetime | None
+) -> tuple[list[Path], list[Path]]:
+    kept: list[Path] = []
+    skipped: list[Path] = []
+    previous: datetime | None = None
+    for path in ordered:
+        rotated_at = LogName.of(path).rotated_at
+        if _in_window(previous, rotated_at, since, until):
+            kept.append(path)
+        else:
+            skipped.append(path)
+        previous = rotated_at if rotated_at is not None else previous
+    return kept, skipped
+
+
+def _labels(groups: dict[tuple[Path, str, str], set[Path]]) -> dict[tuple[Path, str, str], str]:
+    """NODE column for files: the log's name, with its folder when two logs share a name."""
+    plain = {identity: f"{identity[1]}{identity[2]}" for identity in groups}
+    counts: dict[str, int] = {}
+    for label in plain.values():
+        counts[label] = counts.get(label, 0) + 1
+    labels = {}
+    for identity, label in plain.items():
+        if counts[label] > 1:
+            label = f"{identity[0].name or identity[0]}/{label}"
+        labels[identity] = label
+    return labels
+
+
+# --- the cluster -------------------------------------------------------------------------
+
+
+class SourceUnavailable(InputError):
+    """A way of reading logs that this build cannot do (exit 2)."""
+
+
+def cluster_sources(
+    kube: object, nodes: Sequence[str], via: str, literals: Callable[[], tuple[bytes, ...]]
+) -> list[LogSource]:
+    """One LogSource per control-plane node (kubelet `/logs` proxy or a debug pod).
+
+    `literals` gives the prefilter a debug pod runs on the node (`grep -F -e ...`).
+    """
+    raise SourceUnavailable(
+        "reading audit logs from the cluster is not available in this build yet",
+        hint="export the logs from the control-plane nodes and read them with "
+        "--file PATH (e.g. --file audit.log, which also reads its rotated backups)",
+    )
