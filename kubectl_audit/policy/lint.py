@@ -380,13 +380,13 @@ def request_received_kept(policy: Policy) -> list[Finding]:
     ]
     if not keeping:
         return []
-    names = ", ".join(f"rules[{i}]" for i in keeping[:3])
-    more = f" and {len(keeping) - 3} more" if len(keeping) > 3 else ""
+    names = ", ".join(f"rules[{i}]" for i in keeping[:2])
+    more = f" and {len(keeping) - 2} more" if len(keeping) > 2 else ""
     return [
         Finding(
             LINT,
             f"{names}{more} keep RequestReceived: each request is logged twice; "
-            "add top-level `omitStages: [RequestReceived]`",
+            "omit it in the top-level omitStages",
             "omitStages",
             rule_line(policy, keeping[0]),
         )
