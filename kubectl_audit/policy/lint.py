@@ -16,8 +16,9 @@ works as an admission-webhook warning. What is checked:
 * rules that can never match because one earlier rule matches a superset of their
   requests (a sound "covers" check: it only claims coverage it can prove, so a rule
   shadowed only by several earlier rules together is not reported);
-* rules that became catch-alls because the lenient decoder dropped an unknown key
-  (needs the loader's UnknownField warnings, passed as `load_warnings`);
+* rules that became catch-alls because the lenient decoder dropped an unknown key (found
+  through `Policy.lines`, which holds every key of the document, and through the loader's
+  UnknownField warnings when passed as `load_warnings`);
 * no catch-all rule at all: requests that no rule matches are not logged;
 * RequestReceived not omitted: every request would be logged twice.
 """
@@ -327,20 +328,42 @@ def is_catch_all(rule: PolicyRule) -> bool:
     )
 
 
-_RULE_PATH = re.compile(r"^rules\[(\d+)\]\.?(.*)$")
+_RULE_PATH = re.compile(r"^rules\[(\d+)\]\.([^.\[]+)")
+RULE_FIELDS = frozenset(
+    (
+        "level",
+        "users",
+        "userGroups",
+        "verbs",
+        "resources",
+        "namespaces",
+        "nonResourceURLs",
+        "omitStages",
+        "omitManagedFields",
+    )
+)
 
 
-def dropped_key_catch_alls(policy: Policy, load_warnings: Sequence[Finding]) -> list[Finding]:
-    """Rules that only match everything because the decoder dropped an unknown key."""
+def _dropped_rule_keys(policy: Policy, load_warnings: Sequence[Finding]) -> dict[int, str]:
+    """Rule index -> first key the decoder dropped from it.
+
+    From the loader's UnknownField warnings when given, and from `policy.lines`, which
+    records where every key of the document started, known to the decoder or not.
+    """
+    paths = [w.field for w in load_warnings if w.type == "UnknownField" and w.field]
+    paths += list(policy.lines)
     dropped: dict[int, str] = {}
-    for warning in load_warnings:
-        if warning.type != "UnknownField" or not warning.field:
-            continue
-        match = _RULE_PATH.match(warning.field)
-        if match and match.group(2):
+    for path in paths:
+        match = _RULE_PATH.match(path)
+        if match and match.group(2) not in RULE_FIELDS:
             dropped.setdefault(int(match.group(1)), match.group(2))
+    return dropped
+
+
+def dropped_key_catch_alls(policy: Policy, load_warnings: Sequence[Finding] = ()) -> list[Finding]:
+    """Rules that only match everything because the decoder dropped an unknown key."""
     findings = []
-    for index, key in sorted(dropped.items()):
+    for index, key in sorted(_dropped_rule_keys(policy, load_warnings).items()):
         if index < len(policy.rules) and is_catch_all(policy.rules[index]):
             findings.append(
                 _finding(

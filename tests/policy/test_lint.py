@@ -331,3 +331,27 @@ def test_real_findings_carry_lines() -> None:
 def test_audit2rbac_policy_has_no_catch_all() -> None:
     findings = _lint_file(POLICIES / "audit2rbac-demo-policy.yaml")
     assert any("no catch-all" in m for m in messages(findings))
+
+
+def test_misspelled_selector_found_through_the_loaders_line_map() -> None:
+    from kubectl_audit.policy.loader import load_policy
+
+    result = load_policy(
+        b"apiVersion: audit.k8s.io/v1\n"
+        b"kind: Policy\n"
+        b"omitStages: [RequestReceived]\n"
+        b"rules:\n"
+        b"- level: None\n"
+        b"  nonResourceUrls: [/healthz*]\n"
+        b"- level: Metadata\n"
+    )
+    assert result.policy is not None
+    # Without the loader's warnings: Policy.lines still knows the dropped key.
+    findings = [f for f in lint_policy(result.policy) if "unknown field" in f.message]
+    assert [(f.field, f.line) for f in findings] == [("rules[0]", 5)]
+    assert "'nonResourceUrls' was dropped" in findings[0].message
+    # The catch-all at None now hides the last rule too.
+    assert any(
+        f.field == "rules[1]" and "never matches" in f.message
+        for f in lint_policy(result.policy, load_warnings=result.warnings)
+    )
