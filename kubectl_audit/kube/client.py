@@ -13,8 +13,15 @@ def connect(options: KubeOptions):  # -> kubernetes.client.ApiClient
 
     Falls back to the in-cluster service account when no kubeconfig exists at all.
     """
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
+    try:
+        from kubernetes import config
+        from kubernetes.config.config_exception import ConfigException
+    except ImportError:
+        raise ClusterError(
+            "the Kubernetes Python client is not installed in this python3",
+            hint="cluster commands need it: python3 -m pip install 'kubernetes>=37' "
+            "(policy commands and `logs --file` work without it)",
+        ) from None
 
     path = options.kubeconfig
     try:
