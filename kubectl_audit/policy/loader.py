@@ -22,6 +22,7 @@ deep nesting, oversize input) are ours, since Go has different limits.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -358,6 +359,9 @@ def _where_it_belongs(key: str, spec: _Struct) -> str:
         for name in owner.fields:
             if name.lower() == key.lower():
                 return f'"{name}" belongs to {label}, not here'
+    close = difflib.get_close_matches(key, list(spec.fields), n=1, cutoff=0.75)
+    if close:
+        return f'did you mean "{close[0]}"?'
     return "not a field of " + {
         "Policy": "the policy",
         "PolicyRule": "a rule",
