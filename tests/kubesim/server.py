@@ -1,0 +1,1086 @@
+"""The simulated kube-apiserver's HTTPS endpoint (aiohttp, on the cluster's event loop).
+
+One catch-all route: every request goes through the same pipeline the real apiserver's
+filter chain has (request info -> authentication -> added latency -> authorization ->
+handler -> audit record), and errors leave as `Status` objects with upstream's texts.
+
+Availability is modelled at the socket: while no apiserver is up the listening socket is
+closed (clients get "connection refused") and every open connection is aborted. With several
+control planes each client connection is pinned to one apiserver, like behind a TCP load
+balancer; when that apiserver stops, its connections (watches, exec streams) drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import logging
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from tests.kubesim import admission, nodelogs, tables
+from tests.kubesim.requestinfo import RequestInfo, RequestRecord, parse_request
+from tests.kubesim.selectors import SelectorError, selector_predicate
+from tests.kubesim.store import (
+    RESOURCES,
+    ResourceVersionTooOld,
+    StoreConflict,
+    StoreError,
+    StoreNotFound,
+    now_rfc3339,
+)
+
+if TYPE_CHECKING:
+    from tests.kubesim.cluster import Cluster
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = "system:anonymous"
+# Paths the `system:public-info-viewer` ClusterRole grants to everyone, anonymous included.
+_PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+_PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+_WATCH_TIMEOUT = 1800.0
+_NOT_FOUND_MESSAGE = "the server could not find the requested resource"
+_HEALTH_CHECKS = (
+    "ping",
+    "log",
+    "etcd",
+    "etcd-readiness",
+    "informer-sync",
+    "poststarthook/start-apiserver-admission-initializer",
+    "poststarthook/generic-apiserver-start-informers",
+    "poststarthook/start-apiextensions-informers",
+    "poststarthook/rbac/bootstrap-roles",
+    "poststarthook/bootstrap-controller",
+    "shutdown",
+)
+
+
+class ApiError(Exception):
+    """An error response: becomes a `Status` object with this code, reason and message."""
+
+    def __init__(self, code: int, reason: str, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+    def status(self) -> dict:
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
+        if self.details is not None:
+            body["details"] = self.details
+        body["code"] = self.code
+        return body
+
+
+def method_not_allowed() -> ApiError:
+    return ApiError(
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+    )
+
+
+def not_found(info: RequestInfo | None = None, name: str = "", resource: str = "") -> ApiError:
+    if info is None and not resource:
+        return ApiError(404, "NotFound", _NOT_FOUND_MESSAGE, {})
+    resource = resource or (info.group_resource if info else "")
+    details = {"name": name, "kind": resource}
+    return ApiError(404, "NotFound", f'{resource} "{name}" not found', details)
+
+
+def forbidden(info: RequestInfo, user: str, verb: str | None = None, why: str = "") -> ApiError:
+    """apiserver responsewriters.Forbidden + apierrors.NewForbidden, word for word."""
+    verb = verb or info.verb
+    if not info.resource_request:
+        text = f'User "{user}" cannot {verb} path "{info.path}"'
+        return ApiError(403, "Forbidden", f"forbidden: {text}", {})
+    resource = info.resource + (f"/{info.subresource}" if info.subresource else "")
+    scope = f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
+    text = why or (
+        f'User "{user}" cannot {verb} resource "{resource}" in API group "{info.api_group}" {scope}'
+    )
+    prefix = f'{info.group_resource} "{info.name}"' if info.name else info.group_resource
+    details = {"name": info.name, "kind": info.resource} if info.name else {"kind": info.resource}
+    if info.api_group:
+        details["group"] = info.api_group
+    return ApiError(403, "Forbidden", f"{prefix} is forbidden: {text}", details)
+
+
+def invalid(kind: str, name: str, errors: list[admission.FieldError]) -> ApiError:
+    """apierrors.NewInvalid: one error inline, several in brackets."""
+    texts = [str(e) for e in errors]
+    summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    reasons = {
+        "Required value": "FieldValueRequired",
+        "Invalid value": "FieldValueInvalid",
+        "Too long": "FieldValueTooLong",
+        "Forbidden": "FieldValueForbidden",
+    }
+    causes = [
+        {
+            "reason": reasons.get(e.kind, "FieldValueInvalid"),
+            "message": str(e)[len(e.field) + 2 :],
+            "field": e.field,
+        }
+        for e in errors
+    ]
+    return ApiError(
+        422,
+        "Invalid",
+        f'{kind} "{name}" is invalid: {summary}',
+        {"name": name, "kind": kind, "causes": causes},
+    )
+
+
+@dataclass
+class Caller:
+    user: str
+    groups: tuple[str, ...]
+
+
+@dataclass
+class Exchange:
+    """One request in flight: what the handlers learn and the audit record needs."""
+
+    request: web.Request
+    info: RequestInfo
+    caller: Caller
+    node: str | None
+    audit_id: str
+    received: datetime
+    decision: str = "allow"
+    reason: str = ""
+    request_object: dict | None = None
+    response_object: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _json_response(body: dict, status: int = 200, audit_id: str = "") -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers={"Audit-Id": audit_id} if audit_id else None,
+    )
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if key.startswith("$"):  # strategic-merge directives: not modelled, see report
+            continue
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise ValueError(f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _json_patch(doc: Any, operations: list[dict]) -> Any:
+    """RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
+    doc = copy.deepcopy(doc)
+
+    def parent_of(path: str) -> tuple[Any, str]:
+        parts = _pointer(path)
+        if not parts:
+            raise ValueError("cannot address the document root")
+        node = doc
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node, parts[-1]
+
+    def get(path: str) -> Any:
+        node = doc
+        for part in _pointer(path):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node
+
+    def remove(path: str) -> Any:
+        parent, key = parent_of(path)
+        return parent.pop(int(key)) if isinstance(parent, list) else parent.pop(key)
+
+    def add(path: str, value: Any) -> None:
+        parent, key = parent_of(path)
+        if isinstance(parent, list):
+            parent.insert(len(parent) if key == "-" else int(key), value)
+        else:
+            parent[key] = value
+
+    for op in operations:
+        kind, path = op.get("op"), op.get("path", "")
+        if kind == "add":
+            add(path, copy.deepcopy(op.get("value")))
+        elif kind == "remove":
+            remove(path)
+        elif kind == "replace":
+            remove(path)
+            add(path, copy.deepcopy(op.get("value")))
+        elif kind == "move":
+            add(path, remove(op["from"]))
+        elif kind == "copy":
+            add(path, copy.deepcopy(get(op["from"])))
+        elif kind == "test":
+            if get(path) != op.get("value"):
+                raise ValueError(f"testing value {path} failed")
+        else:
+            raise ValueError(f"Unexpected kind: {kind}")
+    return doc
+
+
+class ApiServer:
+    def __init__(self, cluster: Cluster, ssl_context: ssl.SSLContext, host: str = "127.0.0.1"):
+        self.cluster = cluster
+        self.host = host
+        self.port = 0
+        self._ssl = ssl_context
+        self._app = web.Application(client_max_size=64 * 1024 * 1024)
+        self._app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(self._app, handle_signals=False, access_log=None)
+        self._server: asyncio.AbstractServer | None = None
+        # client connection -> the control-plane node whose apiserver serves it
+        # (aiohttp's RequestHandler is not weak-referenceable: pruned against live connections)
+        self._pinned: dict[Any, str] = {}
+        self._round_robin = itertools.count()
+        # long-running requests (watch, exec, proxy): task -> serving node
+        self._streams: dict[asyncio.Task, str | None] = {}
+        self._closing_watchers: dict[asyncio.Task, Any] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        await self._listen()
+
+    async def _listen(self) -> None:
+        if self._server is not None:
+            return
+        self._server = await asyncio.get_running_loop().create_server(
+            self._runner.server,
+            self.host,
+            self.port,
+            ssl=self._ssl,
+            reuse_address=True,
+            backlog=128,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    def stop_listening(self) -> None:
+        """Connections refused from now on; every open connection and stream is cut."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        self.drop_connections(None)
+
+    async def start_listening(self) -> None:
+        await self._listen()
+
+    async def close(self) -> None:
+        self.stop_listening()
+        await self._runner.cleanup()
+
+    def drop_connections(self, node: str | None) -> None:
+        """Aborts the connections (and cancels the streams) served by `node`, or all."""
+        for task, served_by in list(self._streams.items()):
+            if node is None or served_by == node:
+                watcher = self._closing_watchers.pop(task, None)
+                if watcher is not None:
+                    self.cluster.store.unwatch(watcher)
+                task.cancel()
+        runner_server = self._runner.server
+        if runner_server is None:
+            return
+        for handler in runner_server.connections:
+            if node is None or self._pinned.get(handler) == node:
+                transport = handler.transport
+                if transport is not None:
+                    transport.abort()
+
+    # -- serving node -------------------------------------------------------------------
+
+    def _serving_node(self, request: web.Request) -> str | None:
+        """The apiserver this connection reaches (None when the cluster has no nodes yet)."""
+        up = self.cluster.apiservers_up()
+        handler = request.protocol
+        pinned = self._pinned.get(handler)
+        if pinned in up:
+            return pinned
+        if not up:
+            return None
+        chosen = up[next(self._round_robin) % len(up)]
+        live = self._runner.server.connections if self._runner.server else []
+        if len(self._pinned) > 2 * len(live) + 8:
+            self._pinned = {h: n for h, n in self._pinned.items() if h in live}
+        self._pinned[handler] = chosen
+        return chosen
+
+    # -- pipeline -----------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        received = datetime.now(timezone.utc)
+        info = parse_request(request.method, request.path, request.query)
+        exchange = Exchange(
+            request=request,
+            info=info,
+            caller=Caller("", ()),
+            node=self._serving_node(request),
+            audit_id=str(uuid.uuid4()),
+            received=received,
+        )
+        response: web.StreamResponse | None = None
+        task = asyncio.current_task()
+        try:
+            latency = self.cluster.knobs.latency
+            if latency > 0:
+                await asyncio.sleep(latency)
+            exchange.caller = self._authenticate(request)
+            self._authorize(exchange, exchange.info.verb)
+            response = await self._route(exchange)
+        except ApiError as err:
+            exchange.response_object = err.status()
+            response = _json_response(err.status(), err.code, exchange.audit_id)
+        except web.HTTPException as redirect:
+            response = redirect
+        except asyncio.CancelledError:
+            # The serving apiserver went away mid-request: the connection is already
+            # aborted; the request still counts as served until then.
+            self._record(exchange, 500)
+            raise
+        finally:
+            if task is not None:
+                self._streams.pop(task, None)
+                self._closing_watchers.pop(task, None)
+        self._record(exchange, response.status)
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+    def _record(self, exchange: Exchange, code: int) -> None:
+        request, info = exchange.request, exchange.info
+        record = RequestRecord(
+            audit_id=exchange.audit_id,
+            method=request.method,
+            request_uri=request.raw_path,
+            path=request.path,
+            verb=info.verb,
+            user=exchange.caller.user,
+            groups=exchange.caller.groups,
+            user_agent=request.headers.get("User-Agent", ""),
+            source_ip=request.remote or "",
+            resource_request=info.resource_request,
+            api_group=info.api_group,
+            api_version=info.api_version,
+            resource=info.resource,
+            subresource=info.subresource,
+            namespace=info.namespace,
+            name=info.name,
+            code=code,
+            received=exchange.received,
+            completed=datetime.now(timezone.utc),
+            decision=exchange.decision,
+            reason=exchange.reason,
+            request_object=exchange.request_object,
+            response_object=exchange.response_object,
+        )
+        self.cluster.record_request(record, node=exchange.node)
+
+    def _authenticate(self, request: web.Request) -> Caller:
+        authorization = request.headers.get("Authorization", "")
+        if authorization.startswith("Bearer "):
+            identity = self.cluster.user_for_token(authorization[len("Bearer ") :].strip())
+            if identity is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            user, groups = identity
+            return Caller(user, (*groups, "system:authenticated"))
+        transport = request.transport
+        peer = transport.get_extra_info("peercert") if transport is not None else None
+        if peer:
+            user, groups = "", []
+            for rdn in peer.get("subject", ()):
+                for key, value in rdn:
+                    if key == "commonName":
+                        user = value
+                    elif key == "organizationName":
+                        groups.append(value)
+            return Caller(user, (*groups, "system:authenticated"))
+        return Caller(ANONYMOUS, ("system:unauthenticated",))
+
+    def _authorize(self, exchange: Exchange, verb: str) -> None:
+        info, caller = exchange.info, exchange.caller
+        if caller.user == ANONYMOUS:
+            public = not info.resource_request and any(
+                info.path == p or info.path.startswith(p + "/") for p in _PUBLIC_PATHS
+            )
+            if not public:
+                exchange.decision, exchange.reason = "forbid", ""
+                raise forbidden(info, caller.user, verb)
+            exchange.reason = (
+                'RBAC: allowed by ClusterRoleBinding "system:public-info-viewer" of ClusterRole'
+                ' "system:public-info-viewer" to Group "system:unauthenticated"'
+            )
+            return
+        target = (
+            info.resource + (f"/{info.subresource}" if info.subresource else "")
+            if info.resource_request
+            else info.path
+        )
+        if self.cluster.is_forbidden(caller.user, verb, target):
+            exchange.decision, exchange.reason = "forbid", ""
+            raise forbidden(info, caller.user, verb)
+        if "system:masters" in caller.groups:
+            exchange.reason = ""
+        else:
+            exchange.reason = (
+                'RBAC: allowed by ClusterRoleBinding "kubesim:cluster-admin" of ClusterRole'
+                f' "cluster-admin" to User "{caller.user}"'
+            )
+
+    async def _route(self, exchange: Exchange) -> web.StreamResponse:
+        info = exchange.info
+        if not info.resource_request:
+            return self._non_resource(exchange)
+        if info.api_prefix != "api" or info.api_version != "v1" or info.resource not in RESOURCES:
+            raise not_found()
+        rtype = RESOURCES[info.resource]
+        if info.subresource and info.subresource not in rtype.subresources:
+            raise not_found()
+        if rtype.namespaced and not info.namespace and info.name:
+            raise not_found()
+        if info.subresource == "exec":
+            return await self._exec(exchange)
+        if info.subresource == "proxy":
+            return await self._node_proxy(exchange)
+        if info.subresource == "log":
+            return await self._pod_log(exchange)
+        handlers: dict[str, Callable[[Exchange], Awaitable[web.StreamResponse]]] = {
+            "get": self._get,
+            "list": self._list,
+            "watch": self._watch,
+            "create": self._create,
+            "update": self._update,
+            "patch": self._patch,
+            "delete": self._delete,
+            "deletecollection": self._delete_collection,
+        }
+        handler = handlers.get(info.verb)
+        if handler is None:
+            raise method_not_allowed()
+        return await handler(exchange)
+
+    # -- non-resource endpoints ---------------------------------------------------------
+
+    def _non_resource(self, exchange: Exchange) -> web.Response:
+        path = exchange.info.path.rstrip("/") or "/"
+        request = exchange.request
+        if path == "/version":
+            return self._reply(exchange, self.cluster.version_info())
+        for check in ("/healthz", "/livez", "/readyz"):
+            if path == check or path.startswith(check + "/"):
+                if "verbose" in request.query:
+                    lines = [f"[+]{name} ok" for name in _HEALTH_CHECKS]
+                    lines.append(f"{check.strip('/')} check passed")
+                    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+                return web.Response(text="ok", content_type="text/plain")
+        if path == "/api":
+            return self._reply(
+                exchange,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{self.host}:{self.port}"}
+                    ],
+                },
+            )
+        if path == "/api/v1":
+            return self._reply(exchange, self._resource_list())
+        if path == "/apis":
+            return self._reply(exchange, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        raise not_found()
+
+    def _resource_list(self) -> dict:
+        resources = []
+        for rtype in RESOURCES.values():
+            entry: dict[str, Any] = {
+                "name": rtype.name,
+                "singularName": rtype.singular,
+                "namespaced": rtype.namespaced,
+                "kind": rtype.kind,
+                "verbs": list(rtype.verbs),
+            }
+            if rtype.short_names:
+                entry["shortNames"] = list(rtype.short_names)
+            resources.append(entry)
+            sub_verbs = {
+                "status": ["get", "patch", "update"],
+                "exec": ["create", "get"],
+                "log": ["get"],
+                "proxy": ["create", "delete", "get", "patch", "update"],
+            }
+            sub_kinds = {"exec": "PodExecOptions", "log": "Pod", "proxy": "NodeProxyOptions"}
+            for sub in rtype.subresources:
+                resources.append(
+                    {
+                        "name": f"{rtype.name}/{sub}",
+                        "singularName": "",
+                        "namespaced": rtype.namespaced,
+                        "kind": sub_kinds.get(sub, rtype.kind),
+                        "verbs": sub_verbs[sub],
+                    }
+                )
+        return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}
+
+    # -- helpers for resource handlers --------------------------------------------------
+
+    def _reply(self, exchange: Exchange, body: dict, status: int = 200) -> web.Response:
+        exchange.response_object = body
+        return _json_response(body, status, exchange.audit_id)
+
+    async def _body(self, exchange: Exchange) -> Any:
+        raw = await exchange.request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise ApiError(
+                400, "BadRequest", f"the body of the request could not be decoded: {exc}"
+            ) from exc
+        exchange.request_object = body if isinstance(body, dict) else None
+        return body
+
+    def _predicate(self, exchange: Exchange) -> Callable[[dict], bool]:
+        query = exchange.request.query
+        try:
+            return selector_predicate(
+                exchange.info.resource,
+                query.get("labelSelector", ""),
+                query.get("fieldSelector", ""),
+            )
+        except SelectorError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from exc
+
+    def _existing(self, exchange: Exchange) -> dict:
+        info = exchange.info
+        obj = self.cluster.store.get(info.resource, info.namespace or None, info.name)
+        if obj is None:
+            raise not_found(info, info.name)
+        return obj
+
+    def _presented(self, exchange: Exchange, obj: dict) -> web.Response:
+        """A single object, or a one-row Table when `kubectl get` asks for one."""
+        request = exchange.request
+        if tables.wants_table(request.headers.get("Accept", "")):
+            body = tables.to_table(
+                exchange.info.resource,
+                [obj],
+                obj["metadata"].get("resourceVersion", ""),
+                request.query.get("includeObject", "Metadata"),
+            )
+            return self._reply(exchange, body)
+        return self._reply(exchange, obj)
+
+    def _dry_run(self, exchange: Exchange) -> bool:
+        values = exchange.request.query.getall("dryRun", [])
+        if any(v != "All" for v in values):
+            raise ApiError(400, "BadRequest", f"Invalid dry run value: {values}")
+        return bool(values)
+
+    def _namespace_must_exist(self, namespace: str) -> dict:
+        ns = self.cluster.store.get("namespaces", None, namespace)
+        if ns is None:
+            raise not_found(name=namespace, resource="namespaces")
+        return ns
+
+    # -- read ---------------------------------------------------------------------------
+
+    async def _get(self, exchange: Exchange) -> web.StreamResponse:
+        if exchange.info.subresource not in ("", "status"):
+            raise not_found()
+        return self._presented(exchange, self._existing(exchange))
+
+    async def _list(self, exchange: Exchange) -> web.StreamResponse:
+        info, request = exchange.info, exchange.request
+        predicate = self._predicate(exchange)
+        store = self.cluster.store
+        items = [o for o in store.list(info.resource, info.namespace or None) if predicate(o)]
+        version = store.resource_version
+        if tables.wants_table(request.headers.get("Accept", "")):
+            body = tables.to_table(
+                info.resource, items, version, request.query.get("includeObject", "Metadata")
+            )
+            return self._reply(exchange, body)
+        for item in items:
+            item.pop("apiVersion", None)
+            item.pop("kind", None)
+        body = {
+            "kind": RESOURCES[info.resource].kind + "List",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": version},
+            "items": items,
+        }
+        return self._reply(exchange, body)
+
+    async def _watch(self, exchange: Exchange) -> web.StreamResponse:
+        info, request = exchange.info, exchange.request
+        predicate = self._predicate(exchange)
+        store = self.cluster.store
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = request.query.get("includeObject", "Metadata")
+        try:
+            timeout = float(request.query.get("timeoutSeconds", _WATCH_TIMEOUT))
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", f"invalid timeoutSeconds: {exc}") from exc
+        since = request.query.get("resourceVersion")
+        response = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "application/json", "Audit-Id": exchange.audit_id},
+        )
+        response.enable_chunked_encoding()
+        try:
+            watcher = store.watch(info.resource, info.namespace or None, since)
+        except ResourceVersionTooOld as exc:
+            await response.prepare(request)
+            gone = ApiError(410, "Expired", str(exc)).status()
+            await response.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+            await response.write_eof()
+            return response
+        except StoreError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from exc
+        task = asyncio.current_task()
+        if task is not None:
+            self._streams[task] = exchange.node
+            self._closing_watchers[task] = watcher
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            await response.prepare(request)
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+                if item is None:
+                    break
+                event_type, obj, old = item
+                sent_type = self._event_for_selector(event_type, obj, old, predicate)
+                if sent_type is None:
+                    continue
+                payload = (
+                    tables.to_table(
+                        info.resource, [obj], obj["metadata"]["resourceVersion"], include
+                    )
+                    if as_table
+                    else obj
+                )
+                line = json.dumps({"type": sent_type, "object": payload}, separators=(",", ":"))
+                await response.write(line.encode() + b"\n")
+            await response.write_eof()
+        except (ConnectionResetError, RuntimeError) as exc:
+            # The client went away (or its connection was cut by an outage): nothing to send.
+            log.debug("watch stream ended: %s", exc)
+        finally:
+            store.unwatch(watcher)
+        return response
+
+    @staticmethod
+    def _event_for_selector(
+        event_type: str, obj: dict, old: dict | None, predicate: Callable[[dict], bool]
+    ) -> str | None:
+        """Selector transitions: an object entering the selection is ADDED, one leaving it
+        DELETED, as the watch cache reports them."""
+        now = predicate(obj)
+        before = old is not None and predicate(old)
+        if event_type == "ADDED":
+            return "ADDED" if now else None
+        if event_type == "DELETED":
+            return "DELETED" if before else None
+        if now and before:
+            return "MODIFIED"
+        if now:
+            return "ADDED"
+        return "DELETED" if before else None
+
+    # -- write --------------------------------------------------------------------------
+
+    async def _create(self, exchange: Exchange) -> web.StreamResponse:
+        info = exchange.info
+        if info.subresource or info.name:
+            raise method_not_allowed()
+        body = await self._body(exchange)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
+        rtype = RESOURCES[info.resource]
+        meta = body.setdefault("metadata", {})
+        if rtype.namespaced:
+            if meta.get("namespace") and meta["namespace"] != info.namespace:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on"
+                    " the request",
+                )
+            meta["namespace"] = info.namespace
+            namespace = self._namespace_must_exist(info.namespace)
+        else:
+            meta.pop("namespace", None)
+            namespace = None
+        for server_field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
+            meta.pop(server_field, None)
+        store = self.cluster.store
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = store.generate_name(info.resource, info.namespace, meta["generateName"])
+        errors = {
+            "pods": admission.validate_pod,
+            "configmaps": admission.validate_configmap,
+        }.get(info.resource, lambda o: admission.validate_name(o.get("metadata", {})))(body)
+        if errors:
+            raise invalid(rtype.kind, meta.get("name", ""), errors)
+        if info.resource == "namespaces":
+            admission.default_namespace(body)
+        if info.resource == "pods":
+            admission.default_pod(body)
+            violation = admission.pod_security_violation(namespace, body)
+            if violation:
+                # admission.NewForbidden names the pod being created (its name is known).
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'pods "{meta["name"]}" is forbidden: {violation}',
+                    {"name": meta["name"], "kind": "pods"},
+                )
+        if self._dry_run(exchange):
+            return self._reply(exchange, body, 201)
+        try:
+            created = store.create(info.resource, body)
+        except StoreConflict as exc:
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                str(exc),
+                {"name": meta["name"], "kind": info.resource},
+            ) from exc
+        return self._reply(exchange, created, 201)
+
+    def _store_update(self, exchange: Exchange, obj: dict, expect: str | None) -> dict:
+        info = exchange.info
+        try:
+            return self.cluster.store.update(info.resource, obj, expect_version=expect)
+        except StoreConflict as exc:
+            raise ApiError(
+                409, "Conflict", str(exc), {"name": info.name, "kind": info.resource}
+            ) from exc
+        except StoreNotFound as exc:
+            raise not_found(info, info.name) from exc
+
+    def _apply_subresource_rules(self, info: RequestInfo, existing: dict, new: dict) -> dict:
+        """`…/status` writes change only status; main-resource writes keep the status of
+        pods, nodes and namespaces (their strategies reset it)."""
+        if info.subresource == "status":
+            result = copy.deepcopy(existing)
+            result["status"] = new.get("status", {})
+            result["metadata"]["resourceVersion"] = new.get("metadata", {}).get(
+                "resourceVersion", existing["metadata"]["resourceVersion"]
+            )
+            return result
+        if info.resource in ("pods", "nodes", "namespaces") and "status" in existing:
+            new = copy.deepcopy(new)
+            new["status"] = existing["status"]
+        return new
+
+    async def _update(self, exchange: Exchange) -> web.StreamResponse:
+        info = exchange.info
+        body = await self._body(exchange)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
+        existing = self._existing(exchange)
+        meta = body.setdefault("metadata", {})
+        if meta.get("name", info.name) != info.name:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({meta['name']}) does not match the name on the URL"
+                f" ({info.name})",
+            )
+        meta["name"] = info.name
+        if RESOURCES[info.resource].namespaced:
+            meta["namespace"] = info.namespace
+        new = self._apply_subresource_rules(info, existing, body)
+        if info.resource == "configmaps":
+            errors = admission.validate_configmap(new)
+            if errors:
+                raise invalid("ConfigMap", info.name, errors)
+        if self._dry_run(exchange):
+            return self._reply(exchange, new)
+        updated = self._store_update(exchange, new, meta.get("resourceVersion"))
+        return self._reply(exchange, updated)
+
+    async def _patch(self, exchange: Exchange) -> web.StreamResponse:
+        info, request = exchange.info, exchange.request
+        body = await self._body(exchange)
+        existing = self._existing(exchange)
+        content_type = request.content_type
+        try:
+            if content_type == "application/json-patch+json":
+                if not isinstance(body, list):
+                    raise ValueError("a JSON patch must be a list of operations")
+                patched = _json_patch(existing, body)
+            elif content_type in (
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+            ):
+                patched = _merge_patch(existing, body)
+            else:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types"
+                    " include: application/json-patch+json, application/merge-patch+json,"
+                    " application/strategic-merge-patch+json",
+                )
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ApiError(
+                422,
+                "Invalid",
+                f"the server rejected our request due to an error in our request: {exc}",
+            ) from exc
+        if not isinstance(patched, dict):
+            raise ApiError(422, "Invalid", "the patch must produce an object")
+        patched.setdefault("metadata", {})
+        for kept in ("name", "namespace", "uid", "creationTimestamp"):
+            if kept in existing["metadata"]:
+                patched["metadata"][kept] = existing["metadata"][kept]
+        new = self._apply_subresource_rules(info, existing, patched)
+        if info.resource == "configmaps":
+            errors = admission.validate_configmap(new)
+            if errors:
+                raise invalid("ConfigMap", info.name, errors)
+        expect = None
+        if isinstance(body, dict):
+            expect = (body.get("metadata") or {}).get("resourceVersion")
+        if self._dry_run(exchange):
+            return self._reply(exchange, new)
+        return self._reply(exchange, self._store_update(exchange, new, expect))
+
+    async def _delete(self, exchange: Exchange) -> web.StreamResponse:
+        info = exchange.info
+        if info.subresource:
+            raise method_not_allowed()
+        await self._body(exchange)  # DeleteOptions: recorded, not needed (see report)
+        existing = self._existing(exchange)
+        if info.resource == "namespaces" and info.name in _PROTECTED_NAMESPACES:
+            raise forbidden(info, exchange.caller.user, why="this namespace may not be deleted")
+        if self._dry_run(exchange):
+            return self._reply(exchange, existing)
+        store = self.cluster.store
+        if info.resource == "namespaces":
+            # The namespace controller's job, done at once: contents first, then the object.
+            existing["metadata"]["deletionTimestamp"] = now_rfc3339()
+            existing["status"] = {"phase": "Terminating"}
+            for resource, rtype in RESOURCES.items():
+                if rtype.namespaced:
+                    for obj in store.list(resource, info.name):
+                        store.delete(resource, info.name, obj["metadata"]["name"])
+            store.delete("namespaces", None, info.name)
+            return self._reply(exchange, existing)
+        deleted = store.delete(info.resource, info.namespace or None, info.name)
+        if deleted is None:
+            raise not_found(info, info.name)
+        if info.resource == "pods":  # the pod registry returns the deleted object
+            return self._reply(exchange, deleted)
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": info.name,
+                "kind": info.resource,
+                "uid": deleted["metadata"]["uid"],
+            },
+        }
+        return self._reply(exchange, status)
+
+    async def _delete_collection(self, exchange: Exchange) -> web.StreamResponse:
+        info = exchange.info
+        if info.resource == "namespaces":
+            raise method_not_allowed()
+        await self._body(exchange)
+        predicate = self._predicate(exchange)
+        store = self.cluster.store
+        matching = [o for o in store.list(info.resource, info.namespace or None) if predicate(o)]
+        deleted = []
+        if not self._dry_run(exchange):
+            for obj in matching:
+                meta = obj["metadata"]
+                gone = store.delete(info.resource, meta.get("namespace"), meta["name"])
+                if gone is not None:
+                    deleted.append(gone)
+        else:
+            deleted = matching
+        body = {
+            "kind": RESOURCES[info.resource].kind + "List",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": store.resource_version},
+            "items": deleted,
+        }
+        return self._reply(exchange, body)
+
+    # -- subresources served by nodes ---------------------------------------------------
+
+    def _node(self, name: str):
+        return self.cluster.nodes.get(name)
+
+    async def _node_proxy(self, exchange: Exchange) -> web.StreamResponse:
+        info, request = exchange.info, exchange.request
+        self._existing(exchange)
+        node = self._node(info.name)
+        if node is None:
+            raise not_found(info, info.name)
+        if not self.cluster.kubelet_reachable(info.name):
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                "error trying to reach service: dial tcp 127.0.0.1:10250: connect: connection"
+                " refused",
+            )
+        if request.method not in ("GET", "HEAD"):
+            raise method_not_allowed()
+        rest = list(info.parts[3:])
+        url_path = request.path
+        if rest[:1] == ["logs"]:
+            if len(rest) == 1 and not url_path.endswith("/"):
+                raise web.HTTPMovedPermanently(location="logs/")
+            return nodelogs.serve_node_log(request, node.root, "/".join(rest[1:]), url_path)
+        if rest in (["healthz"], ["livez"]):
+            return web.Response(text="ok", content_type="text/plain")
+        return web.Response(status=404, text="404 page not found\n", content_type="text/plain")
+
+    async def _pod_log(self, exchange: Exchange) -> web.StreamResponse:
+        info, request = exchange.info, exchange.request
+        pod = self._existing(exchange)
+        containers = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
+        container = request.query.get("container") or (
+            containers[0] if len(containers) == 1 else ""
+        )
+        if not container:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"a container name must be specified for pod {info.name}, choose one of:"
+                f" [{' '.join(containers)}]",
+            )
+        if container not in containers:
+            raise ApiError(
+                400, "BadRequest", f"container {container} is not valid for pod {info.name}"
+            )
+        node = self._node(pod.get("spec", {}).get("nodeName", ""))
+        reader = getattr(node, "container_log", None)
+        text = reader(info.namespace, info.name, container) if reader else None
+        if text is None:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'container "{container}" in pod "{info.name}" is waiting to start:'
+                " ContainerCreating",
+            )
+        tail = request.query.get("tailLines")
+        if tail is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
+        return web.Response(text=text, content_type="text/plain")
+
+    async def _exec(self, exchange: Exchange) -> web.StreamResponse:
+        info, request = exchange.info, exchange.request
+        if request.method not in ("GET", "POST"):
+            raise method_not_allowed()
+        # Since 1.31 a websocket (GET) exec also needs `create pods/exec`
+        # (AuthorizePodWebsocketUpgradeCreatePermission).
+        if info.verb != "create":
+            self._authorize(exchange, "create")
+        pod = self._existing(exchange)
+        query = request.query
+        argv = query.getall("command", [])
+        containers = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
+        container = query.get("container") or (containers[0] if len(containers) == 1 else "")
+        if not container:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"a container name must be specified for pod {info.name}, choose one of:"
+                f" [{' '.join(containers)}]",
+            )
+        if container not in containers:
+            raise ApiError(
+                400, "BadRequest", f"container {container} is not valid for pod {info.name}"
+            )
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"cannot exec into a container in a completed pod; current phase is {phase}",
+            )
+        if not argv:
+            raise ApiError(400, "BadRequest", "you must specify at least 1 command")
+        node = self._node(pod.get("spec", {}).get("nodeName", ""))
+        sandbox = node.sandbox_for(info.namespace, info.name) if node is not None else None
+        if sandbox is None or not sandbox.running:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'unable to upgrade connection: container not found ("{container}")',
+            )
+        try:
+            from tests.kubesim import execstream
+        except ImportError as exc:
+            raise ApiError(
+                500, "InternalError", f"exec is not available in this simulator build: {exc}"
+            ) from exc
+
+        def flag(name: str, default: bool) -> bool:
+            value = query.get(name)
+            return default if value is None else value.lower() in ("1", "true")
+
+        task = asyncio.current_task()
+        if task is not None:
+            self._streams[task] = exchange.node
+        return await execstream.handle_exec(
+            request,
+            sandbox,
+            argv,
+            stdin=flag("stdin", False),
+            stdout=flag("stdout", True),
+            stderr=flag("stderr", True),
+            tty=flag("tty", False),
+        )
