@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kubesim.fixtures import kubesim, kubesim_factory, kubesim_ha  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("KUBECTL_AUDIT_SHARED", ROOT.parent / "shared"))
 TESTDATA = SHARED / "testdata"
