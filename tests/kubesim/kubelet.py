@@ -1,0 +1,745 @@
+"""The simulated kubelet of one node: static pods from the manifests folder, their mirror
+pods and containers, the kube-apiserver's restarts and crash loops, and debug pods.
+
+How the real kubelet reads static pods (kubernetes/kubernetes, read for this model):
+
+* ``pkg/kubelet/config/file.go``: ``extractFromDir`` globs ``<dir>/[^.]*`` - every name not
+  starting with a dot, whatever its extension (there is no extension rule; kubernetes/website
+  #45758) - sorts the names, skips directories and reads each regular file as one pod.
+  ``listConfig`` then ``replaceStore``s the whole list into an ``UndeltaStore`` keyed by
+  ``namespace/name`` (``cache.MetaNamespaceKeyFunc``); ``cache.Replace`` builds a map from
+  the list in order, so when two files carry the same pod name **the file sorting last wins**:
+  ``kube-apiserver.yaml.bak`` beats ``kube-apiserver.yaml`` (kubernetes/kubernetes#136962,
+  #129364 for ``etcd.yaml.backup``). The relist runs every ``fileCheckFrequency`` (20 s).
+* ``pkg/kubelet/config/file_linux.go``: inotify events in between (dot-files ignored,
+  "Ignored pod manifest, because it starts with dots"); create/write -> ``extractFromFile`` +
+  ``store.Add`` (the edited file wins until the next relist: the flapping the field notes
+  describe), remove/rename -> delete the pod that file last produced.
+* ``pkg/kubelet/config/common.go`` ``applyDefaults``: UID = hex of ``fnv.New128a`` over
+  ``hash.DeepHashObject(pod)`` followed by ``host:<node>`` and ``file:<path>`` (older releases:
+  md5); ``kubernetes.io/config.hash`` = that UID; name = ``<name>-<lower(nodeName)>``; a
+  NoExecute ``Exists`` toleration is added. So the hash changes with the pod's content (not
+  with comments or formatting) and with the file's path.
+* ``pkg/kubelet/config/config.go`` ``filterInvalidPods``: within one source update, a second
+  pod with an already seen full name is dropped ("Pod failed validation due to duplicate pod
+  name, ignoring"). For the file source the keyed store above has already reduced the list to
+  one pod per name, so the store's last-wins rule is the one that shows.
+* A changed UID is a new pod: the old containers are killed, the mirror pod whose
+  ``kubernetes.io/config.mirror`` no longer matches is deleted and recreated.
+
+Timing is scaled: one tick = ``knobs.kubelet_period``; inotify-like change detection runs
+every tick and the full relist every ``RELIST_TICKS`` ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from tests.kubesim import apiserver, cri
+
+if TYPE_CHECKING:
+    from tests.kubesim.node import SimNode
+
+log = logging.getLogger(__name__)
+
+MANIFESTS = "/etc/kubernetes/manifests"
+RELIST_TICKS = 10
+MAX_CONFIG_LENGTH = 10 * 1 << 20  # common.go maxConfigLength
+_FNV128_OFFSET = 0x6C62272E07BB014262B821756295C58D
+_FNV128_PRIME = 0x0000000001000000000000000000013B
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fnv128a(data: bytes) -> bytes:
+    value = _FNV128_OFFSET
+    for byte in data:
+        value ^= byte
+        value = (value * _FNV128_PRIME) & ((1 << 128) - 1)
+    return value.to_bytes(16, "big")
+
+
+def config_hash(pod: dict, node_name: str, source: str) -> str:
+    """The static pod UID / config.hash (common.go applyDefaults). DeepHashObject prints the
+    decoded object; a canonical JSON dump of the decoded manifest has the property that
+    matters: it changes exactly when the pod's content changes."""
+    body = json.dumps(pod, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return fnv128a(body + f"host:{node_name}".encode() + f"file:{source}".encode()).hex()
+
+
+class ManifestError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StaticPod:
+    source: str  # node path of the manifest file
+    manifest: dict
+    uid: str
+    name: str  # full name, <name>-<node>
+    namespace: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def containers(self) -> list[dict]:
+        return self.manifest.get("spec", {}).get("containers") or []
+
+    @property
+    def is_apiserver(self) -> bool:
+        return any(c.get("name") == "kube-apiserver" for c in self.containers) or (
+            self.manifest.get("metadata", {}).get("labels", {}).get("component") == "kube-apiserver"
+        )
+
+
+def _validate(pod: dict) -> None:
+    """The parts of ValidatePodCreate a hand-edited manifest most often breaks."""
+    spec = pod.get("spec")
+    if not isinstance(spec, dict) or not spec.get("containers"):
+        raise ManifestError("invalid pod: spec.containers: Required value")
+    volumes = spec.get("volumes") or []
+    names = []
+    for i, volume in enumerate(volumes):
+        name = volume.get("name") if isinstance(volume, dict) else None
+        if not name:
+            raise ManifestError(f"invalid pod: spec.volumes[{i}].name: Required value")
+        if name in names:
+            raise ManifestError(f'invalid pod: spec.volumes[{i}].name: Duplicate value: "{name}"')
+        names.append(name)
+    for c, container in enumerate(spec["containers"]):
+        if not container.get("name"):
+            raise ManifestError(f"invalid pod: spec.containers[{c}].name: Required value")
+        if not container.get("image"):
+            raise ManifestError(f"invalid pod: spec.containers[{c}].image: Required value")
+        paths = []
+        for m, mount in enumerate(container.get("volumeMounts") or []):
+            if mount.get("name") not in names:
+                raise ManifestError(
+                    f"invalid pod: spec.containers[{c}].volumeMounts[{m}].name: Not found: "
+                    f'"{mount.get("name")}"'
+                )
+            if mount.get("mountPath") in paths:
+                raise ManifestError(
+                    f"invalid pod: spec.containers[{c}].volumeMounts[{m}].mountPath: Invalid "
+                    f'value: "{mount.get("mountPath")}": must be unique'
+                )
+            paths.append(mount.get("mountPath"))
+
+
+def decode_manifest(data: bytes, source: str, node_name: str) -> StaticPod:
+    """tryDecodeSinglePod + applyDefaults for one manifest file."""
+    try:
+        pod = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise ManifestError(
+            f"{source}: couldn't parse as pod({exc}), please check config file"
+        ) from None
+    if not isinstance(pod, dict) or pod.get("kind") != "Pod":
+        raise ManifestError(
+            f"{source}: couldn't parse as pod(invalid pod), please check config file"
+        )
+    meta = pod.get("metadata") or {}
+    if not meta.get("name"):
+        raise ManifestError("invalid pod: name is needed for the pod")
+    _validate(pod)
+    uid = config_hash(pod, node_name, source)
+    return StaticPod(
+        source=source,
+        manifest=pod,
+        uid=uid,
+        name=f"{meta['name']}-{node_name.lower()}",
+        namespace=meta.get("namespace") or "default",
+    )
+
+
+class ManifestSource:
+    """pkg/kubelet/config/file.go + file_linux.go over a node's manifests directory."""
+
+    def __init__(self, root: Path, node_name: str) -> None:
+        self.root = root
+        self.node_name = node_name
+        self.pods: dict[str, StaticPod] = {}  # the UndeltaStore, keyed namespace/name
+        self._seen: dict[str, bytes] = {}  # file -> content at the last look (inotify stand-in)
+        self._file_key: dict[str, str] = {}  # fileKeyMapping
+        self.errors: dict[str, str] = {}
+
+    @property
+    def directory(self) -> Path:
+        return self.root / MANIFESTS.lstrip("/")
+
+    def _files(self) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        if not self.directory.is_dir():
+            return found
+        for entry in sorted(self.directory.iterdir(), key=lambda p: p.name):
+            if entry.name.startswith("."):
+                continue
+            try:
+                if not entry.is_file():
+                    continue  # "Provided manifest path is a directory, not recursing"
+                with entry.open("rb") as handle:
+                    found[f"{MANIFESTS}/{entry.name}"] = handle.read(MAX_CONFIG_LENGTH + 1)
+            except OSError:
+                continue  # vanished between listing and reading, as with the real glob
+        return found
+
+    def _extract(self, source: str, data: bytes) -> StaticPod | None:
+        try:
+            pod = decode_manifest(data, source, self.node_name)
+        except ManifestError as exc:
+            self.errors[source] = str(exc)
+            return None
+        self.errors.pop(source, None)
+        self._file_key[source] = pod.key
+        return pod
+
+    def watch_events(self) -> bool:
+        """Files created/changed/removed since the last look, applied one by one."""
+        files = self._files()
+        changed = False
+        for source, data in files.items():
+            if self._seen.get(source) != data:
+                pod = self._extract(source, data)
+                if pod is not None:
+                    changed |= self.pods.get(pod.key) != pod
+                    self.pods[pod.key] = pod
+        for source in set(self._seen) - set(files):
+            key = self._file_key.pop(source, None)
+            if key is not None and key in self.pods:
+                del self.pods[key]
+                changed = True
+        self._seen = files
+        return changed
+
+    def relist(self) -> bool:
+        """listConfig: every file in sorted order replaces the store; last one wins per name."""
+        files = self._files()
+        replaced: dict[str, StaticPod] = {}
+        for source, data in files.items():
+            pod = self._extract(source, data)
+            if pod is not None:
+                replaced[pod.key] = pod
+        self._seen = files
+        changed = replaced != self.pods
+        self.pods = replaced
+        return changed
+
+
+# ---------------------------------------------------------------- static pod workers
+
+
+def _backoff_text(attempt: int) -> str:
+    seconds = min(10 * 2**attempt, 300)
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _image_ref(image: str) -> str:
+    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+@dataclass
+class StaticPodWorker:
+    """One static pod's containers on the node (one container per pod is modelled)."""
+
+    kubelet: Kubelet
+    pod: StaticPod
+    replacing: bool
+    containers: list[cri.ContainerRecord] = field(default_factory=list)
+    sandbox_id: str = field(default_factory=cri.new_id)
+    started: datetime = field(default_factory=now)
+    waiting_reason: str = "ContainerCreating"
+    waiting_message: str = ""
+    ready: bool = False
+    ready_since: datetime | None = None
+    held: bool = False
+    sink: apiserver.AuditSink | None = None
+    events: list[str] = field(default_factory=list)
+    task: asyncio.Task | None = None
+    attempt: int = 0
+
+    @property
+    def container_name(self) -> str:
+        return self.pod.containers[0].get("name", "container")
+
+    @property
+    def image(self) -> str:
+        return str(self.pod.containers[0].get("image", ""))
+
+    @property
+    def current(self) -> cri.ContainerRecord | None:
+        return self.containers[-1] if self.containers else None
+
+    @property
+    def running(self) -> bool:
+        return self.current is not None and self.current.state == cri.RUNNING
+
+    @property
+    def serving(self) -> bool:
+        """An apiserver that answers: container running and past its readiness delay."""
+        return self.running and self.ready
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"static {self.pod.name}"
+        )
+
+    def _new_container(self) -> cri.ContainerRecord:
+        record = cri.ContainerRecord(
+            id=cri.new_id(),
+            name=self.container_name,
+            attempt=self.attempt,
+            pod_name=self.pod.name,
+            pod_namespace=self.pod.namespace,
+            pod_uid=self.pod.uid,
+            sandbox_id=self.sandbox_id,
+            image=self.image,
+            image_ref=_image_ref(self.image),
+            created_at=now(),
+            log_path=(
+                f"/var/log/pods/{self.pod.namespace}_{self.pod.name}_{self.pod.uid}/"
+                f"{self.container_name}/{self.attempt}.log"
+            ),
+            mounts=[
+                {"containerPath": m.mount_path, "hostPath": m.host_path, "readonly": m.read_only}
+                for m in apiserver.resolve_mounts(self.pod.manifest, self.pod.containers[0])
+            ],
+        )
+        self.containers.append(record)
+        self.kubelet.containers.append(record)
+        return record
+
+    def _log(self, record: cri.ContainerRecord, lines: list[str], stream: str = "stderr") -> None:
+        for text in lines:
+            line = cri.LogLine(now(), stream, text)
+            record.log.append(line)
+            cri.write_pod_log(self.kubelet.node.root, record, line)
+
+    async def _run(self) -> None:
+        knobs = self.kubelet.node.cluster.knobs
+        try:
+            if self.replacing and self.pod.is_apiserver:
+                await asyncio.sleep(float(getattr(knobs, "apiserver_restart_delay", 0.3)))
+            if self.pod.is_apiserver:
+                await self._run_apiserver()
+            else:
+                record = self._new_container()
+                record.start(now())
+                self._log(
+                    record,
+                    [apiserver.klog_line("I", "server.go:150", f"Starting {self.container_name}")],
+                )
+                self.waiting_reason = ""
+                self.ready = True
+                self.ready_since = now()
+                self.kubelet.publish(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("static pod worker %s failed", self.pod.name)
+            raise
+
+    async def _run_apiserver(self) -> None:
+        node = self.kubelet.node
+        knobs = node.cluster.knobs
+        mount_failures = 0
+        while True:
+            try:
+                started = apiserver.try_start(
+                    self.pod.manifest,
+                    node.root,
+                    node_ip=node.ip,
+                    bytes_per_mb=int(getattr(knobs, "bytes_per_mb", 1048576)),
+                )
+            except apiserver.VolumeSetupFailed as exc:
+                # No container is ever created; the kubelet retries the mount.
+                self.waiting_reason, self.waiting_message = "ContainerCreating", ""
+                self.events.append(str(exc))
+                self.kubelet.publish(self)
+                mount_failures += 1
+                await asyncio.sleep(self._backoff(min(mount_failures, 3)))
+                continue
+            except apiserver.ApiserverWontStart as exc:
+                record = self._new_container()
+                record.start(now())
+                self._log(record, exc.log)
+                record.exit(now(), 1, "Error", "\n".join(exc.log[-2:]) + "\n")
+                self.waiting_reason = "CrashLoopBackOff"
+                self.waiting_message = (
+                    f"back-off {_backoff_text(self.attempt)} restarting failed "
+                    f"container={self.container_name} pod={self.pod.name}_{self.pod.namespace}"
+                    f"({self.pod.uid})"
+                )
+                self.kubelet.publish(self)
+                await asyncio.sleep(self._backoff(self.attempt))
+                self.attempt += 1
+                continue
+            record = self._new_container()
+            record.start(now())
+            self._log(record, started.log)
+            self.sink = started.sink
+            self.waiting_reason = ""
+            self.kubelet.publish(self)
+            await asyncio.sleep(float(getattr(knobs, "apiserver_ready_delay", 0.0) or 0.0))
+            self.ready = True
+            self.ready_since = now()
+            self.kubelet.publish(self)
+            node.apiserver_changed()
+            return
+
+    def _backoff(self, attempt: int) -> float:
+        base = max(
+            float(getattr(self.kubelet.node.cluster.knobs, "apiserver_restart_delay", 0.3)), 0.05
+        )
+        return min(base * 2**attempt, base * 8)
+
+    def flush_stdout(self) -> None:
+        """Events of --audit-log-path=- go to the container log, as they do for real."""
+        record = self.current
+        if self.sink is None or record is None or not self.sink.to_stdout:
+            return
+        lines, self.sink.to_stdout = self.sink.to_stdout, []
+        self._log(record, lines, "stdout")
+
+    async def stop(self, *, exit_code: int = 0, reason: str = "Completed") -> None:
+        """Kill the pod's container (manifest changed or removed, or a fault)."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        was_serving = self.serving
+        record = self.current
+        if record is not None and record.state == cri.RUNNING:
+            record.exit(now(), exit_code, reason)
+        self.ready = False
+        self.sink = None
+        if was_serving:
+            self.kubelet.node.apiserver_changed()
+
+    async def hold(self) -> None:
+        """The stop_apiserver fault: the container dies and is not restarted."""
+        self.held = True
+        await self.stop(exit_code=137, reason="Error")
+        self.waiting_reason = "CrashLoopBackOff"
+        self.waiting_message = "stopped by the simulator's stop_apiserver fault"
+        self.kubelet.publish(self)
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        self.attempt += 1
+        self.replacing = False
+        self.start()
+
+    # -- mirror pod ----------------------------------------------------------------------
+
+    def container_status(self) -> dict[str, Any]:
+        record = self.current
+        status: dict[str, Any] = {
+            "name": self.container_name,
+            "image": self.image,
+            "imageID": "",
+            "ready": self.serving if self.pod.is_apiserver else self.ready and self.running,
+            "restartCount": self.attempt if record else 0,
+            "started": self.running,
+        }
+        if record is not None:
+            status["containerID"] = f"containerd://{record.id}"
+            status["imageID"] = f"{self.image.rpartition(':')[0]}@{record.image_ref}"
+        if record is not None and record.state == cri.RUNNING:
+            status["state"] = {"running": {"startedAt": stamp(record.started_at)}}
+        else:
+            waiting: dict[str, Any] = {"reason": self.waiting_reason or "ContainerCreating"}
+            if self.waiting_message:
+                waiting["message"] = self.waiting_message
+            status["state"] = {"waiting": waiting}
+        previous = [c for c in self.containers if c.state == cri.EXITED]
+        if previous:
+            last = previous[-1]
+            terminated: dict[str, Any] = {
+                "containerID": f"containerd://{last.id}",
+                "exitCode": last.exit_code,
+                "finishedAt": stamp(last.finished_at),
+                "reason": last.reason,
+                "startedAt": stamp(last.started_at),
+            }
+            if last.message:
+                terminated["message"] = last.message
+            status["lastState"] = {"terminated": terminated}
+        else:
+            status["lastState"] = {}
+        return status
+
+    def mirror_object(self, node_uid: str | None) -> dict:
+        node = self.kubelet.node
+        pod = copy.deepcopy(self.pod.manifest)
+        meta = pod.setdefault("metadata", {})
+        meta.pop("creationTimestamp", None)
+        meta["name"] = self.pod.name
+        meta["namespace"] = self.pod.namespace
+        annotations = meta.setdefault("annotations", {}) or {}
+        meta["annotations"] = annotations
+        annotations["kubernetes.io/config.hash"] = self.pod.uid
+        annotations["kubernetes.io/config.mirror"] = self.pod.uid
+        annotations["kubernetes.io/config.seen"] = self.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        annotations["kubernetes.io/config.source"] = "file"
+        owner: dict[str, Any] = {
+            "apiVersion": "v1",
+            "controller": True,
+            "kind": "Node",
+            "name": node.name,
+        }
+        if node_uid:
+            owner["uid"] = node_uid
+        meta["ownerReferences"] = [owner]
+        spec = pod.setdefault("spec", {})
+        spec["nodeName"] = node.name
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        tolerations = spec.setdefault("tolerations", [])
+        if {"effect": "NoExecute", "operator": "Exists"} not in tolerations:
+            tolerations.append({"effect": "NoExecute", "operator": "Exists"})
+        pod["status"] = self.pod_status()
+        return pod
+
+    def pod_status(self) -> dict[str, Any]:
+        node = self.kubelet.node
+        ready = self.serving if self.pod.is_apiserver else self.ready and self.running
+        since = stamp(self.ready_since or self.started)
+        created = any(c for c in self.containers)
+        return {
+            "phase": "Running" if created else "Pending",
+            "conditions": [
+                {
+                    "type": "PodReadyToStartContainers",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": stamp(self.started),
+                },
+                {
+                    "type": "Initialized",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": stamp(self.started),
+                },
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": since,
+                },
+                {
+                    "type": "ContainersReady",
+                    "status": "True" if ready else "False",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": since,
+                },
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": stamp(self.started),
+                },
+            ],
+            "hostIP": node.ip,
+            "hostIPs": [{"ip": node.ip}],
+            "podIP": node.ip,
+            "podIPs": [{"ip": node.ip}],
+            "startTime": stamp(self.started),
+            "qosClass": "Burstable",
+            "containerStatuses": [self.container_status()],
+        }
+
+
+# ---------------------------------------------------------------- the kubelet
+
+
+class Kubelet:
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+        self.source = ManifestSource(node.root, node.name)
+        self.static: dict[str, StaticPodWorker] = {}
+        self.containers: list[cri.ContainerRecord] = []
+        self.broken = False
+        self.delay = 0.0
+        self.needs_restart = False
+        self._task: asyncio.Task | None = None
+        self._sync_lock = asyncio.Lock()
+        self._restart_requested = False
+        self._republish = False
+        self.debug: dict[tuple[str, str], Any] = {}
+        self.restarts = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.node.cluster.store.add_listener(self._on_store_event)
+        await self.sync(relist=True)
+        self._task = asyncio.get_running_loop().create_task(
+            self._loop(), name=f"kubelet {self.node.name}"
+        )
+
+    async def stop(self) -> None:
+        self.node.cluster.store.remove_listener(self._on_store_event)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for worker in list(self.static.values()):
+            await worker.stop()
+        for runner in list(self.debug.values()):
+            await runner.terminate()
+
+    def _knob(self, name: str, default: Any) -> Any:
+        return getattr(self.node.cluster.knobs, name, default)
+
+    @property
+    def is_broken(self) -> bool:
+        return self.broken or bool(self._knob("kubelet_broken", False))
+
+    @property
+    def must_restart_to_notice(self) -> bool:
+        return self.needs_restart or bool(self._knob("kubelet_needs_restart", False))
+
+    async def _loop(self) -> None:
+        tick = 0
+        while True:
+            await asyncio.sleep(max(float(self._knob("kubelet_period", 0.05)), 0.005))
+            if self.is_broken:
+                continue
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            tick += 1
+            try:
+                restart, self._restart_requested = self._restart_requested, False
+                if restart:
+                    await self.sync(relist=True, force=True)
+                else:
+                    await self.sync(relist=tick % RELIST_TICKS == 0)
+                for worker in self.static.values():
+                    worker.flush_stdout()
+            except Exception:
+                log.exception("kubelet %s sync failed", self.node.name)
+
+    def request_restart(self) -> None:
+        """``systemctl restart kubelet``: re-read the manifests on the next tick."""
+        self.restarts += 1
+        self._restart_requested = True
+
+    async def sync(self, *, relist: bool, force: bool = False) -> None:
+        async with self._sync_lock:
+            if not self.must_restart_to_notice or force:
+                if relist:
+                    self.source.relist()
+                else:
+                    self.source.watch_events()
+            await self._reconcile()
+            if self._republish:
+                self._republish = False
+                for worker in self.static.values():
+                    self.publish(worker)
+
+    async def _reconcile(self) -> None:
+        desired = {pod.name: pod for pod in self.source.pods.values()}
+        for name, worker in list(self.static.items()):
+            wanted = desired.get(name)
+            if wanted is None or wanted.uid != worker.pod.uid:
+                del self.static[name]
+                await worker.stop()
+                self._delete_mirror(worker)
+                if wanted is not None:
+                    self._start_worker(wanted, replacing=True)
+        for name, pod in desired.items():
+            if name not in self.static:
+                self._start_worker(pod, replacing=False)
+
+    def _start_worker(self, pod: StaticPod, *, replacing: bool) -> None:
+        worker = StaticPodWorker(self, pod, replacing)
+        self.static[pod.name] = worker
+        self.publish(worker)
+        worker.start()
+
+    # -- mirror pods ---------------------------------------------------------------------
+
+    def _node_uid(self) -> str | None:
+        obj = self.node.cluster.store.get("nodes", None, self.node.name)
+        return obj["metadata"].get("uid") if obj else None
+
+    def publish(self, worker: StaticPodWorker) -> None:
+        """Create or refresh the worker's mirror pod (delete + create when its hash changed)."""
+        if self.static.get(worker.pod.name) is not worker:
+            return
+        store = self.node.cluster.store
+        wanted = worker.mirror_object(self._node_uid())
+        existing = store.get("pods", worker.pod.namespace, worker.pod.name)
+        if existing is not None:
+            mirror = (existing["metadata"].get("annotations") or {}).get(
+                "kubernetes.io/config.mirror"
+            )
+            if mirror == worker.pod.uid:
+                existing["status"] = wanted["status"]
+                store.update("pods", existing)
+                return
+            store.delete("pods", worker.pod.namespace, worker.pod.name)
+        store.create("pods", wanted)
+
+    def _delete_mirror(self, worker: StaticPodWorker) -> None:
+        store = self.node.cluster.store
+        existing = store.get("pods", worker.pod.namespace, worker.pod.name)
+        if existing is None:
+            return
+        mirror = (existing["metadata"].get("annotations") or {}).get("kubernetes.io/config.mirror")
+        if mirror == worker.pod.uid:
+            store.delete("pods", worker.pod.namespace, worker.pod.name)
+
+    def _on_store_event(self, event_type: str, resource: str, obj: dict) -> None:
+        if resource != "pods" or (obj.get("spec") or {}).get("nodeName") != self.node.name:
+            return
+        annotations = obj.get("metadata", {}).get("annotations") or {}
+        if "kubernetes.io/config.mirror" in annotations:
+            if event_type == "DELETED":
+                # A deleted mirror pod comes back: the static pod is still running.
+                self._republish = True
+            return
+        from tests.kubesim.podrunner import on_pod_event  # local: keeps import cycles out
+
+        on_pod_event(self, event_type, obj)
+
+    # -- views for the node --------------------------------------------------------------
+
+    @property
+    def apiserver(self) -> StaticPodWorker | None:
+        for worker in self.static.values():
+            if worker.pod.is_apiserver:
+                return worker
+        return None
+
+    def run_crictl(self, argv: list[str]) -> tuple[int, bytes, bytes]:
+        return cri.run_crictl(self.containers, argv)
+
+    def run_systemctl(self, argv: list[str]) -> tuple[int, bytes, bytes]:
+        return cri.run_systemctl(argv, active=not self.is_broken, restart=self.request_restart)
