@@ -1,0 +1,39 @@
+"""Validating admission webhook: refuses ConfigMaps that carry malformed audit policies.
+
+`create_app(config)` builds the Flask app: `POST /validate` (AdmissionReview v1/v1beta1),
+`/healthz`, `/readyz` and `/metrics`. Serve it with gunicorn and `webhook/gunicorn_conf.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from webhook import access_log, health, metrics, validate
+from webhook.config import WebhookConfig
+
+__all__ = ["WebhookConfig", "create_app"]
+
+
+def create_app(config: WebhookConfig | None = None) -> Flask:
+    """The webhook as a WSGI app; `config` defaults to the `WEBHOOK_*` environment."""
+    config = WebhookConfig.from_env() if config is None else config
+    app = Flask(__name__)
+    # Werkzeug refuses longer bodies with 413 while reading, chunked uploads included.
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.extensions["audit_webhook"] = config
+    app.register_blueprint(validate.blueprint)
+    app.register_blueprint(health.create_blueprint())
+    app.register_blueprint(metrics.blueprint)
+    app.register_error_handler(HTTPException, _http_error)
+    access_log.install(app)
+    return app
+
+
+def _http_error(error: HTTPException) -> Response:
+    """Plain JSON for 404/405/413: the API server shows none of this, people do."""
+    body: dict[str, Any] = {"error": error.name, "message": error.description}
+    return Response(orjson.dumps(body), status=error.code or 500, mimetype="application/json")
