@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.kubesim import admission, nodelogs, tables
+from tests.kubesim import admission, nodelogs, protobuf, tables
+from tests.kubesim.protobuf import ProtobufError
 from tests.kubesim.requestinfo import RequestInfo, RequestRecord, parse_request
 from tests.kubesim.selectors import SelectorError, selector_predicate
 from tests.kubesim.store import (
@@ -566,7 +567,20 @@ class ApiServer:
         return _json_response(body, status, exchange.audit_id)
 
     async def _body(self, exchange: Exchange) -> Any:
-        raw = await exchange.request.read()
+        request = exchange.request
+        raw = await request.read()
+        if request.content_type == protobuf.CONTENT_TYPE:
+            try:
+                body = protobuf.decode(raw)
+            except ProtobufError as exc:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types"
+                    f" include: application/json, application/yaml ({exc})",
+                ) from exc
+            exchange.request_object = body
+            return body
         try:
             body = json.loads(raw) if raw else None
         except ValueError as exc:
