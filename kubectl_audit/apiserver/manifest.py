@@ -214,7 +214,7 @@ class _Doc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
             raise ManifestError(
-                f"{source}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}"
+                f"{source}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"
             ) from exc
         if not isinstance(data, dict) or not isinstance(self.root, yaml.MappingNode):
             raise ManifestError(f"{source}: not a Pod manifest (the document is not a mapping)")
