@@ -1,4 +1,4 @@
-"""enable/disable edits of real kube-apiserver manifests (shared testdata + our re-indented copies)."""
+"""enable/disable edits of real kube-apiserver manifests (shared testdata + re-indented copies)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from kubectl_audit.apiserver.flags import last_values
 from kubectl_audit.apiserver.manifest import (
     LOG_VOLUME,
     MANAGED_ANNOTATION,
-    POLICY_ANNOTATION,
     POLICY_VOLUME,
     ManifestConflictError,
     ManifestError,
@@ -355,7 +354,8 @@ def test_args_list_and_space_separated_flags_are_understood() -> None:
     text = (
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n"
         "  - name: kube-apiserver\n    command:\n    - kube-apiserver\n    args:\n"
-        "    - --secure-port=6443\n    - --audit-log-path\n    - /var/log/kubernetes/audit/audit.log\n"
+        "    - --secure-port=6443\n    - --audit-log-path\n"
+        "    - /var/log/kubernetes/audit/audit.log\n"
         "    volumeMounts:\n    - mountPath: /etc/kubernetes/pki\n      name: pki\n"
         "  volumes:\n  - hostPath:\n      path: /etc/kubernetes/pki\n    name: pki\n"
     )
