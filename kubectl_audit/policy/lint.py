@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from kubectl_audit.policy.checker import PolicyChecker, rule_matches
+from kubectl_audit.policy.checker import PolicyChecker, group_resources_match, rule_matches
 from kubectl_audit.policy.model import (
     Finding,
     GroupResources,
@@ -171,13 +171,37 @@ def _exposes(sensitive: Sensitive, level: str, verb: str) -> bool:
     return level == "Request" and verb in sensitive.request_verbs
 
 
+def _may_select(rule: PolicyRule, sensitive: Sensitive) -> bool:
+    """Whether `rule` matches some request for `sensitive` (any user, verb, namespace, name)."""
+    if not rule.is_resource_rule:
+        return not rule.non_resource_urls
+    if not rule.resources:
+        return True
+    for entry in rule.resources:
+        # Ask with a name the entry admits, so resourceNames cannot hide the resource.
+        attrs = RequestAttributes(
+            verb="",
+            api_group=sensitive.group,
+            resource=sensitive.resource,
+            subresource=sensitive.subresource,
+            name=entry.resource_names[0] if entry.resource_names else "",
+        )
+        if group_resources_match(entry, attrs):
+            return True
+    return False
+
+
 def sensitive_exposure(policy: Policy) -> list[Finding]:
     """One warning per (rule, resource) whose bodies the rule would log."""
-    checker = PolicyChecker(policy)
-    probes = _probes(policy)
     seen: dict[tuple[int, str], Finding] = {}
     for sensitive in SENSITIVE:
-        for verb, namespace, name in _requests(policy, sensitive):
+        # Rules that can never see this resource cannot decide for it: leaving them out
+        # keeps first-match order and shrinks the identities and names worth probing.
+        indexes = [i for i, rule in enumerate(policy.rules) if _may_select(rule, sensitive)]
+        relevant = replace(policy, rules=tuple(policy.rules[i] for i in indexes))
+        checker = PolicyChecker(relevant)
+        probes = _probes(relevant)
+        for verb, namespace, name in _requests(relevant, sensitive):
             for probe in probes:
                 attrs = RequestAttributes(
                     verb=verb,
@@ -189,9 +213,9 @@ def sensitive_exposure(policy: Policy) -> list[Finding]:
                     name=name,
                 )
                 decision = checker.decide(attrs)
-                index = decision.rule_index
-                if index is None or not _exposes(sensitive, decision.level, verb):
+                if decision.rule_index is None or not _exposes(sensitive, decision.level, verb):
                     continue
+                index = indexes[decision.rule_index]
                 key = (index, sensitive.label)
                 if key not in seen:
                     seen[key] = _finding(
