@@ -94,7 +94,9 @@ class Policy:
     rules: tuple[PolicyRule, ...] = ()
     omit_stages: tuple[str, ...] = ()
     omit_managed_fields: bool = False
-    lines: Mapping[str, int] = field(default=_EMPTY_LINES, compare=False, repr=False)
+    lines: Mapping[str, int] = field(
+        default_factory=lambda: _EMPTY_LINES, compare=False, repr=False
+    )
 
     def line_of(self, path: str | None) -> int | None:
         """The line of `path`, or of its nearest enclosing field that has one."""
