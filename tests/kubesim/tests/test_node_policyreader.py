@@ -54,7 +54,8 @@ def test_policy_without_apiversion_is_rejected_like_the_apiserver() -> None:
     with pytest.raises(pr.PolicyLoadError) as caught:
         pr.load_policy_file(path.read_bytes(), "/p.yaml")
     assert str(caught.value) == (
-        "unknown group version field audit.k8s.io/__internal, Kind=Policy in policy: from file /p.yaml"
+        "unknown group version field audit.k8s.io/__internal, Kind=Policy in policy: "
+        "from file /p.yaml"
     )
 
 
