@@ -102,13 +102,15 @@ def _is_list_of_configmaps(value: Any) -> bool:
 def _looks_like_policy(value: Any) -> bool:
     if not isinstance(value, dict):
         return True  # let the loader say what is wrong with it
+    declared = False
     for key, item in value.items():
         name = str(key).lower()
         if name == "kind" and item == "Policy":
             return True
         if name == "apiversion" and isinstance(item, str) and item.startswith("audit.k8s.io/"):
             return True
-    return not (_is_configmap(value) or _is_list_of_configmaps(value))
+        declared = declared or name in ("kind", "apiversion")
+    return not declared  # a document naming some other kind is not a policy attempt
 
 
 def is_policy_key(key: str, value: Any) -> bool:
