@@ -1,0 +1,104 @@
+"""Finding the control plane from the API: its nodes, and the kube-apiserver mirror pods.
+
+Cheap paths first (DESIGN §3.5): everything here is read from the API, no privileged pod.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubectl_audit.errors import UsageError
+from kubectl_audit.kube.errors import api_error
+
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+CONFIG_HASH = "kubernetes.io/config.hash"
+CONFIG_MIRROR = "kubernetes.io/config.mirror"
+APISERVER_PREFIX = "kube-apiserver-"
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """The cluster as seen from the API: all nodes, and kube-system's apiserver mirror pods."""
+
+    nodes: tuple[dict[str, Any], ...]
+    kube_system_pods: tuple[dict[str, Any], ...]
+    server_version: str
+
+    def apiserver_pod(self, node: str) -> dict[str, Any] | None:
+        """The mirror pod the kubelet on `node` created for kube-apiserver, if any."""
+        for pod in self.kube_system_pods:
+            meta = pod.get("metadata") or {}
+            annotations = meta.get("annotations") or {}
+            if (
+                (pod.get("spec") or {}).get("nodeName") == node
+                and str(meta.get("name", "")).startswith(APISERVER_PREFIX)
+                and (CONFIG_MIRROR in annotations or CONFIG_HASH in annotations)
+            ):
+                return pod
+        return None
+
+    def control_plane_nodes(self) -> tuple[dict[str, Any], ...]:
+        """Nodes labelled as control plane, plus any node running an apiserver mirror pod."""
+        found = []
+        for node in self.nodes:
+            labels = (node.get("metadata") or {}).get("labels") or {}
+            name = node["metadata"]["name"]
+            if any(label in labels for label in CONTROL_PLANE_LABELS) or self.apiserver_pod(name):
+                found.append(node)
+        return tuple(found)
+
+    def select(self, names: Sequence[str]) -> tuple[dict[str, Any], ...]:
+        """The control-plane nodes to act on: all of them, or those named by --node."""
+        nodes = self.control_plane_nodes()
+        if not names:
+            return nodes
+        by_name = {node["metadata"]["name"]: node for node in nodes}
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            known = ", ".join(sorted(by_name)) or "none found"
+            raise UsageError(
+                f"not a control-plane node: {', '.join(unknown)}",
+                hint=f"control-plane nodes: {known}",
+            )
+        return tuple(by_name[name] for name in dict.fromkeys(names))
+
+
+def config_hash(pod: dict[str, Any] | None) -> str | None:
+    if pod is None:
+        return None
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(CONFIG_HASH)
+
+
+def read_control_plane(api_client: Any) -> ControlPlane:
+    """Nodes, kube-system pods and the server version, as plain dicts."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(api_client)
+    try:
+        nodes = _as_dicts(api_client, core.list_node().items)
+        pods = _as_dicts(api_client, core.list_namespaced_pod("kube-system").items)
+        version = client.VersionApi(api_client).get_code().git_version
+    except ApiException as error:
+        raise api_error(error, "read the control plane") from None
+    return ControlPlane(tuple(nodes), tuple(pods), str(version))
+
+
+def read_apiserver_pod(api_client: Any, node: str) -> dict[str, Any] | None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(api_client)
+    try:
+        pod = core.read_namespaced_pod(f"{APISERVER_PREFIX}{node}", "kube-system")
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return api_client.sanitize_for_serialization(pod)
+
+
+def _as_dicts(api_client: Any, items: Iterable[Any]) -> list[dict[str, Any]]:
+    return [api_client.sanitize_for_serialization(item) for item in items]
