@@ -6,12 +6,12 @@ a `Matcher` with
 * needle sets for a byte-level prefilter: each set is a tuple of literals (OR) that every
   matching line must contain one of; sets combine with AND. They are a safe SUPERSET: a
   line without the literal cannot match, a line with it still goes through the exact
-  predicate. Values are only used verbatim when no JSON encoder could write them
-  differently (the apiserver escapes `&<>` as `\\u0026`, others escape `/` or non-ASCII);
-  otherwise the longest safe fragment of the value is the needle. Globs contribute their
-  longest literal fragment. `compact` needles carry the key (`"verb":"delete"`) and are
-  used on lines written without spaces (Go, jq -c, orjson); `loose` needles are the value
-  alone, for pretty or spaced JSON.
+  predicate. Values are only used verbatim (quoted: `"delete"`) when no JSON encoder could
+  write them differently (the apiserver escapes `&<>` as `\\u0026`, others escape `/` or
+  non-ASCII); otherwise the longest safe fragment of the value is the needle. Globs
+  contribute their longest literal fragment. Numbers need their key (`"code":403`): such
+  `compact` needles apply to lines written without spaces (Go, jq -c, orjson), and their
+  `loose` twins (possibly none) to lines with spaces after colons.
 * time bounds as `events.time_key` strings, cut to whole seconds for the byte check;
 * `predicate(data)`: the exact test on a parsed event.
 
@@ -179,10 +179,17 @@ def _longest_fragment(text: str) -> bytes | None:
 
 
 def _value_needles(key: str, value: str, *, exact: bool) -> tuple[bytes, bytes] | None:
-    """(compact needle, loose needle) for one string value, or None if none is safe."""
+    """(compact needle, loose needle) for one string value, or None if none is safe.
+
+    Both are the quoted value alone, not `"key":"value"`: that works whatever the spacing
+    around the colon, so no pass over the data is needed to find out how it is written,
+    and costs little selectivity (the exact predicate drops the rare line that has the
+    value under another key). `key` documents the field the value belongs to.
+    """
+    del key
     if exact and _is_safe(value):
         quoted = f'"{value}"'.encode()
-        return f'"{key}":'.encode() + quoted, quoted
+        return quoted, quoted
     fragment = _longest_fragment(value)
     return (fragment, fragment) if fragment else None
 
@@ -193,6 +200,11 @@ class NeedleSet:
 
     compact: tuple[bytes, ...]
     loose: tuple[bytes, ...]
+
+    @property
+    def spacing_matters(self) -> bool:
+        """Whether lines written with spaces after colons need the loose needles."""
+        return self.compact != self.loose
 
 
 def _needle_set(pairs: Iterable[tuple[bytes, bytes] | None]) -> NeedleSet | None:
@@ -346,9 +358,7 @@ def compile_filters(spec: FilterSpec) -> Matcher:
         sets.append(NeedleSet(compact=(b'"code":4', b'"code":5', b'"stage":"Panic"'), loose=(b"",)))
     if spec.denied:
         checks.append(lambda data: events.decision(data) == "forbid")
-        sets.append(
-            NeedleSet(compact=(b'"authorization.k8s.io/decision":"forbid"',), loose=(b'"forbid"',))
-        )
+        sets.append(NeedleSet(compact=(b'"forbid"',), loose=(b'"forbid"',)))
     if spec.source_ips:
         ip_ok = _network_matcher(spec.source_ips)
         checks.append(lambda data: ip_ok(events.source_ips(data)))
@@ -386,7 +396,8 @@ def _loose_only(value: str) -> tuple[bytes, bytes] | None:
     return (fragment, fragment) if fragment else None
 
 
-def _code_needles(texts: Iterable[str]) -> NeedleSet:
+def _code_needles(codes: Iterable[str]) -> NeedleSet:
+    texts = list(codes)
     compact = tuple(f'"code":{t}'.encode() for t in texts)
     # A bare digit is no needle on loose lines; b"" is found everywhere (no filtering).
     loose = tuple(t.encode() if len(t) == 3 else b"" for t in texts)

@@ -23,7 +23,6 @@ from typing import Any, BinaryIO, Protocol
 import orjson
 
 from kubectl_audit.logs.events import Event
-from kubectl_audit.render import to_json, to_yaml
 
 TABLE_BATCH = 200
 FORMATS = ("table", "wide", "json", "jsonl", "yaml")
@@ -170,6 +169,8 @@ class YamlRenderer:
     count: int = 0
 
     def write(self, event: Event) -> None:
+        from kubectl_audit.render import to_yaml  # PyYAML only when YAML is asked for
+
         self.count += 1
         self.out.write(b"---\n" + to_yaml(event.data).encode())
 
@@ -257,6 +258,8 @@ class Stats:
         }
 
     def close(self) -> None:
+        from kubectl_audit.render import to_json, to_yaml
+
         summary = self.summary()
         if self.output in ("json", "jsonl"):
             self.out.write(to_json(summary).encode() + b"\n")

@@ -18,15 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import orjson
 
-from kubectl_audit.logs.events import Event, is_audit_event
+from kubectl_audit.logs.events import Event, datetime_of_key, is_audit_event
 from kubectl_audit.logs.filters import Matcher
 from kubectl_audit.logs.sources import Block, LogSource
 
 _STAGE_TIME = b'"stageTimestamp":"'
 _LOOSE_MARKS = (b'": ', b'" :', b'":\t')
+# How far out of stage-time order an event may be written and still be found when whole
+# blocks are skipped by --since/--until (the apiserver writes each event right after
+# stamping it; buffered backends delay by seconds, not minutes).
+TIME_ORDER_SLACK = timedelta(minutes=5)
 
 
 @dataclass
@@ -95,27 +100,40 @@ class Scanner:
     problems: Problems
     progress: Callable[[int], None] | None = None
     _plans: dict[bool, _Plan] = field(default_factory=dict)
+    _spacing_matters: bool = False
+    _time_ok: Callable[[bytes], bool] | None = None
+    _window: tuple[bytes | None, bytes | None] | None = None
+
+    def __post_init__(self) -> None:
+        self._spacing_matters = any(s.spacing_matters for s in self.matcher.needle_sets)
+        self._time_ok = self._time_prefilter()
+        self._window = _block_window(self.matcher.since_key, self.matcher.until_key)
 
     def events(self, source: LogSource) -> Iterator[Event]:
         for block in source.blocks():
             yield from self.block_events(block)
             if self.progress is not None:
-                self.progress(len(block.data))
+                self.progress(block.stop - block.start)
 
     def block_events(self, block: Block) -> Iterator[Event]:
         data = block.data
+        begin, stop = block.start, block.stop
         if block.tail:
             yield from self._parse(data, block, 0, tail=True)
             return
-        loose = any(mark in data for mark in _LOOSE_MARKS)
+        if self._window is not None and _outside(data, begin, stop, *self._window):
+            return
+        loose = self._spacing_matters and any(
+            data.find(mark, begin, stop) >= 0 for mark in _LOOSE_MARKS
+        )
         plan = self._plans.get(loose)
         if plan is None:
-            plan = self._plans[loose] = self._plan(data, loose)
-        time_ok = self._time_prefilter() if not loose else None
+            plan = self._plans[loose] = self._plan(data[begin : begin + (4 << 20)], loose)
+        time_ok = self._time_ok if not loose else None
         if plan.primary is None:
-            yield from self._every_line(data, block, plan, time_ok)
+            yield from self._every_line(block, plan, time_ok)
             return
-        for start, end in _candidates(data, plan.primary):
+        for start, end in _candidates(data, plan.primary, begin, stop):
             line = data[start:end]
             if plan.others and not all(any(n in line for n in s) for s in plan.others):
                 continue
@@ -124,14 +142,10 @@ class Scanner:
             yield from self._parse(line, block, start)
 
     def _every_line(
-        self,
-        data: bytes,
-        block: Block,
-        plan: _Plan,
-        time_ok: Callable[[bytes], bool] | None,
+        self, block: Block, plan: _Plan, time_ok: Callable[[bytes], bool] | None
     ) -> Iterator[Event]:
         others = plan.others
-        for line in data.split(b"\n"):
+        for line in block.lines().split(b"\n"):
             if others and not all(any(n in line for n in s) for s in others):
                 continue
             if time_ok is not None and not time_ok(line):
@@ -155,12 +169,11 @@ class Scanner:
         if self.matcher.predicate(data):
             yield Event.of(data, line, self.node)
 
-    def _plan(self, data: bytes, loose: bool) -> _Plan:
+    def _plan(self, sample: bytes, loose: bool) -> _Plan:
         sets = [s.loose if loose else s.compact for s in self.matcher.needle_sets]
         sets = [s for s in sets if all(s)]  # an empty needle filters nothing
         if not sets:
             return _Plan(None, ())
-        sample = data[: 4 << 20]
         counts = [sum(sample.count(n) for n in s) for s in sets]
         best = counts.index(min(counts))
         others = tuple(s for i, s in enumerate(sets) if i != best)
@@ -176,48 +189,91 @@ class Scanner:
 
         def time_ok(line: bytes) -> bool:
             """False only when the line's stage time is surely outside the window."""
-            at = line.find(_STAGE_TIME)
-            if at < 0:
+            second = _stage_second(line)
+            if second is None:
                 return True
-            at += len(_STAGE_TIME)
-            close = line.find(b'"', at)
-            if close < 0 or line[close - 1] != 0x5A:  # not UTC "Z": let the parser decide
-                return True
-            second = line[at : at + 19]
             return not ((low is not None and second < low) or (high is not None and second > high))
 
         return time_ok
 
 
+def _stage_second(line: bytes, begin: int = 0, stop: int | None = None) -> bytes | None:
+    """`YYYY-MM-DDTHH:MM:SS` of the first compact UTC stageTimestamp in data[begin:stop]."""
+    at = line.find(_STAGE_TIME, begin, len(line) if stop is None else stop)
+    if at < 0:
+        return None
+    at += len(_STAGE_TIME)
+    close = line.find(b'"', at, at + 40)
+    if close < 0 or line[close - 1] != 0x5A:  # not UTC "Z": let the parser decide
+        return None
+    return line[at : at + 19]
+
+
+def _block_window(
+    since_key: str | None, until_key: str | None
+) -> tuple[bytes | None, bytes | None] | None:
+    """The window widened by TIME_ORDER_SLACK, for skipping whole blocks."""
+    if since_key is None and until_key is None:
+        return None
+    low = high = None
+    if since_key is not None:
+        moment = datetime_of_key(since_key)
+        low = (moment - TIME_ORDER_SLACK).strftime("%Y-%m-%dT%H:%M:%S").encode() if moment else None
+    if until_key is not None:
+        moment = datetime_of_key(until_key)
+        high = (
+            (moment + TIME_ORDER_SLACK).strftime("%Y-%m-%dT%H:%M:%S").encode() if moment else None
+        )
+    return low, high
+
+
+def _outside(data: bytes, begin: int, stop: int, low: bytes | None, high: bytes | None) -> bool:
+    """Whether a block is surely outside the (widened) window, judging by its first and
+    last line: a log is written in stage-time order, give or take TIME_ORDER_SLACK."""
+    if low is not None:
+        last_start = data.rfind(b"\n", begin, stop - 1) + 1
+        last = _stage_second(data, max(last_start, begin), stop)
+        if last is not None and last < low:
+            return True
+    if high is not None:
+        first_end = data.find(b"\n", begin, stop)
+        first = _stage_second(data, begin, first_end if first_end >= 0 else stop)
+        if first is not None and first > high:
+            return True
+    return False
+
+
 def _offset(block: Block, line: bytes, start: int) -> int:
-    return start if start >= 0 else max(block.data.find(line), 0)
+    return start if start >= 0 else max(block.data.find(line, block.start), 0)
 
 
-def _candidates(data: bytes, needles: tuple[bytes, ...]) -> Iterator[tuple[int, int]]:
-    """(start, end) of every line containing one of `needles`, in order, each once."""
+def _candidates(
+    data: bytes, needles: tuple[bytes, ...], begin: int, stop: int
+) -> Iterator[tuple[int, int]]:
+    """(start, end) of every line in data[begin:stop] containing one of `needles`, in
+    order, each once. Lines end with a newline before `stop`."""
     find = data.find
     rfind = data.rfind
-    size = len(data)
     if len(needles) == 1:
         needle = needles[0]
-        at = find(needle)
+        at = find(needle, begin, stop)
         while at >= 0:
-            start = rfind(b"\n", 0, at) + 1
-            end = find(b"\n", at)
+            start = max(rfind(b"\n", begin, at) + 1, begin)
+            end = find(b"\n", at, stop)
             if end < 0:
-                end = size
+                end = stop
             yield start, end
-            at = find(needle, end)
+            at = find(needle, end, stop)
         return
     lines: dict[int, int] = {}
     for needle in needles:
-        at = find(needle)
+        at = find(needle, begin, stop)
         while at >= 0:
-            start = rfind(b"\n", 0, at) + 1
-            end = find(b"\n", at)
+            start = max(rfind(b"\n", begin, at) + 1, begin)
+            end = find(b"\n", at, stop)
             if end < 0:
-                end = size
+                end = stop
             lines[start] = end
-            at = find(needle, end)
+            at = find(needle, end, stop)
     for start in sorted(lines):
         yield start, lines[start]

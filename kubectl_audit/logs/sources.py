@@ -35,7 +35,7 @@ import orjson
 
 from kubectl_audit.errors import InputError
 
-BLOCK_SIZE = 8 << 20
+BLOCK_SIZE = 1 << 20
 DOCUMENT_LIMIT = 64 << 20
 # How long after its rotation an event may still be written with an earlier stage time
 # (buffered backends); backups are only skipped with this much room.
@@ -47,7 +47,7 @@ _BACKUP = re.compile(rf"^(?P<stem>.+)-(?P<stamp>{_STAMP})(?P<ext>\.[^.]*)?(?P<gz
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """Whole lines of one file (`data` ends without a partial line).
+    """Whole lines of one file: `data[start:end]`, each line ending with a newline.
 
     `tail` marks the last bytes of a file that did not end with a newline: a line the
     writer may not have finished (the scanner always checks it, and counts it if broken).
@@ -55,8 +55,19 @@ class Block:
 
     data: bytes
     origin: str
-    offset: int
+    offset: int  # of data[0] in the file
+    start: int = 0  # the lines are data[start:end]
+    end: int = -1  # -1: len(data)
     tail: bool = False
+
+    @property
+    def stop(self) -> int:
+        return len(self.data) if self.end < 0 else self.end
+
+    def lines(self) -> bytes:
+        if self.start == 0 and self.end < 0:
+            return self.data
+        return self.data[self.start : self.stop]
 
 
 class LogSource(Protocol):
@@ -220,19 +231,36 @@ def read_blocks(chunks: Iterator[bytes], where: str, *, head_sniff: bool = True)
         if lines is not None:
             yield Block(lines, where, 0)
             return
-        chunks = iter([bytes(whole), *chunks])
-        first = next(chunks, b"")
-    offset = 0
-    carry = b""
-    for chunk in _chain(first, chunks):
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n") + 1
-        if cut:
-            yield Block(data[:cut], where, offset)
-            offset += cut
-        carry = data[cut:]
+        first, chunks = bytes(whole), chunks
+    yield from _cut_lines(_chain(first, chunks), where)
+
+
+def _cut_lines(chunks: Iterator[bytes], where: str) -> Iterator[Block]:
+    # No copying of the (large) chunks: a block is the chunk itself with bounds, and only
+    # the one line that straddles two chunks is glued together as its own small block.
+    offset = 0  # of the current chunk in the file
+    carry: list[bytes] = []
+    for chunk in chunks:
+        first_end = chunk.find(b"\n") + 1
+        if not first_end:
+            carry.append(chunk)
+            offset += len(chunk)
+            continue
+        begin = 0
+        if carry:
+            joined = b"".join(carry)
+            yield Block(joined + chunk[:first_end], where, offset - len(joined))
+            carry = []
+            begin = first_end
+        cut = chunk.rfind(b"\n") + 1
+        if cut > begin:
+            yield Block(chunk, where, offset, begin, cut)
+        if cut < len(chunk):
+            carry.append(chunk[cut:])
+        offset += len(chunk)
     if carry:
-        yield Block(carry, where, offset, tail=True)
+        joined = b"".join(carry)
+        yield Block(joined, where, offset - len(joined), tail=True)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -293,7 +321,7 @@ class FileSet:
                 end = 0
                 for block in file_blocks(path, handle):
                     if not block.tail:
-                        end = block.offset + len(block.data)
+                        end = block.offset + block.stop
                     yield block
                 self.read_up_to = ReadUpTo(info.st_dev, info.st_ino, end)
 
