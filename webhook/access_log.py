@@ -1,7 +1,8 @@
-"""One JSON line per request on stderr: who asked about what, and the outcome.
+"""JSON lines on stderr: one per request (access) and the webhook's own events.
 
-It names the review (uid, operation, namespace/name) and never the ConfigMap's contents
-nor the denial text (which quotes policy values). Probes and scrapes are not logged.
+The access line names the review (uid, operation, namespace/name) and never the
+ConfigMap's contents nor the denial text (which quotes policy values). Probes and scrapes
+are not logged. Operational events (`webhook.tls`, `webhook.errors`) use the same form.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 from flask import Flask, Response, g, request
 
 LOGGER_NAME = "webhook.access"
+OPERATIONS_LOGGER = "webhook"
 _QUIET_PATHS = frozenset(("/healthz", "/readyz", "/metrics"))
 
 
@@ -23,18 +25,41 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(record.getMessage() + "\n")
+            text = self.format(record) if self.formatter else record.getMessage()
+            sys.stderr.write(text + "\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             self.handleError(record)
 
 
-def install(app: Flask) -> None:
-    logger = logging.getLogger(LOGGER_NAME)
+class _JsonEvents(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return orjson.dumps(
+            {
+                "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+                    timespec="milliseconds"
+                ),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        ).decode()
+
+
+def _ensure_handler(name: str, formatter: logging.Formatter | None) -> None:
+    logger = logging.getLogger(name)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
+        handler = _StderrHandler()
+        if formatter is not None:
+            handler.setFormatter(formatter)
+        logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+def install(app: Flask) -> None:
+    _ensure_handler(OPERATIONS_LOGGER, _JsonEvents())
+    _ensure_handler(LOGGER_NAME, None)
     app.before_request(_start_clock)
     app.after_request(_log_request)
 

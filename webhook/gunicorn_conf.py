@@ -27,6 +27,8 @@ keepalive = int(os.environ.get("WEBHOOK_KEEPALIVE", "120"))
 # A review is bounded to well under a second; this only catches a stuck worker.
 timeout = 30
 graceful_timeout = 20
+# gunicorn's control socket (gunicornc) would write under $HOME; nothing here uses it.
+control_socket_disable = True
 # No max_requests: recycled workers would leave metric files behind (client_python#275).
 max_requests = 0
 

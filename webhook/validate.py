@@ -8,6 +8,7 @@ import traceback
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from webhook import metrics
 from webhook.admission import (
@@ -29,8 +30,12 @@ blueprint = Blueprint("validate", __name__)
 def validate() -> Response:
     started = time.perf_counter()
     config: WebhookConfig = current_app.extensions["audit_webhook"]
-    # Raises 413 (handled by the app) once more than MAX_CONTENT_LENGTH bytes arrive.
+    # A declared Content-Length over MAX_CONTENT_LENGTH is refused (413) unread. A chunked
+    # body is cut at the cap by Werkzeug without an error, so reaching the cap means "too
+    # large" rather than a truncated document that would be reported as bad JSON.
     body = request.get_data(cache=False)
+    if request.content_length is None and len(body) >= config.max_body_bytes:
+        raise RequestEntityTooLarge(f"chunked request body reached {config.max_body_bytes} bytes")
     try:
         review = parse_review(body)
         g.review_uid = review.uid
