@@ -292,6 +292,11 @@ class ApiServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     @property
+    def open_streams(self) -> int:
+        """Watches and exec sessions in flight (tests wait for theirs to be up)."""
+        return len(self._streams)
+
+    @property
     def listening(self) -> bool:
         return self._server is not None
 
@@ -474,7 +479,8 @@ class ApiServer:
         rtype = RESOURCES[info.resource]
         if info.subresource and info.subresource not in rtype.subresources:
             raise not_found()
-        if rtype.namespaced and not info.namespace and info.name:
+        named_in_path = len(info.parts) > 1  # (a fieldSelector name is not one)
+        if rtype.namespaced and not info.namespace and named_in_path:
             raise not_found()
         if info.subresource == "exec":
             return await self._exec(exchange)
