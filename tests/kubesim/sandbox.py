@@ -223,9 +223,13 @@ class PodSandbox:
 
     # -- exec ------------------------------------------------------------------------------
 
-    async def exec(self, argv: Sequence[str], *, stdin: bool) -> asyncio.subprocess.Process:
+    async def exec(
+        self, argv: Sequence[str], *, stdin: bool, tty: bool = False
+    ) -> asyncio.subprocess.Process:
         """Start `argv` in the pod (same mounts, same PID namespace), stdout/stderr piped.
 
+        With `tty`, stderr goes to stdout, as both go to the one terminal (no pty is
+        allocated: line discipline, echo and window size are not modelled).
         The process leads a new process group (on the host side: nsenter and the command);
         killing that group ends the exec but not what the command detached with setsid.
         """
@@ -238,7 +242,7 @@ class PodSandbox:
             "nsenter", f"--target={pid}", "--mount", "--pid", "--root", "--wd", "--", *argv,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE,
             env=dict(self.env),
             start_new_session=True,
             limit=1 << 16,
