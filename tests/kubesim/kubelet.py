@@ -39,6 +39,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -186,8 +187,9 @@ class ManifestSource:
     def directory(self) -> Path:
         return self.root / MANIFESTS.lstrip("/")
 
-    def _files(self) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
+    def _files(self) -> dict[str, tuple[bytes, int]]:
+        """Non-hidden regular files (sorted by name) -> (content, mtime in ns)."""
+        found: dict[str, tuple[bytes, int]] = {}
         if not self.directory.is_dir():
             return found
         for entry in sorted(self.directory.iterdir(), key=lambda p: p.name):
@@ -197,7 +199,11 @@ class ManifestSource:
                 if not entry.is_file():
                     continue  # "Provided manifest path is a directory, not recursing"
                 with entry.open("rb") as handle:
-                    found[f"{MANIFESTS}/{entry.name}"] = handle.read(MAX_CONFIG_LENGTH + 1)
+                    data = handle.read(MAX_CONFIG_LENGTH + 1)
+                    found[f"{MANIFESTS}/{entry.name}"] = (
+                        data,
+                        os.fstat(handle.fileno()).st_mtime_ns,
+                    )
             except OSError:
                 continue  # vanished between listing and reading, as with the real glob
         return found
@@ -213,32 +219,37 @@ class ManifestSource:
         return pod
 
     def watch_events(self) -> bool:
-        """Files created/changed/removed since the last look, applied one by one."""
+        """Files created/changed/removed since the last look, applied one by one in the
+        order they were written (as inotify delivers them)."""
         files = self._files()
         changed = False
-        for source, data in files.items():
-            if self._seen.get(source) != data:
-                pod = self._extract(source, data)
-                if pod is not None:
-                    changed |= self.pods.get(pod.key) != pod
-                    self.pods[pod.key] = pod
+        fresh = [
+            (mtime, source, data)
+            for source, (data, mtime) in files.items()
+            if self._seen.get(source) != data
+        ]
+        for _, source, data in sorted(fresh):
+            pod = self._extract(source, data)
+            if pod is not None:
+                changed |= self.pods.get(pod.key) != pod
+                self.pods[pod.key] = pod
         for source in set(self._seen) - set(files):
             key = self._file_key.pop(source, None)
             if key is not None and key in self.pods:
                 del self.pods[key]
                 changed = True
-        self._seen = files
+        self._seen = {source: data for source, (data, _) in files.items()}
         return changed
 
     def relist(self) -> bool:
         """listConfig: every file in sorted order replaces the store; last one wins per name."""
         files = self._files()
         replaced: dict[str, StaticPod] = {}
-        for source, data in files.items():
+        for source, (data, _) in files.items():
             pod = self._extract(source, data)
             if pod is not None:
                 replaced[pod.key] = pod
-        self._seen = files
+        self._seen = {source: data for source, (data, _) in files.items()}
         changed = replaced != self.pods
         self.pods = replaced
         return changed
@@ -593,6 +604,7 @@ class Kubelet:
         self._republish = False
         self.debug: dict[tuple[str, str], Any] = {}
         self.restarts = 0
+        self.ticks = 0  # sync passes so far (tests wait on it instead of sleeping)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -634,6 +646,7 @@ class Kubelet:
             if self.delay:
                 await asyncio.sleep(self.delay)
             tick += 1
+            self.ticks = tick
             try:
                 restart, self._restart_requested = self._restart_requested, False
                 if restart:
