@@ -177,3 +177,36 @@ def serve_node_log(request: web.Request, node_root: Path, relative: str, url_pat
     body += f"\r\n--{boundary}--\r\n".encode()
     headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
     return web.Response(status=206, body=bytes(body), headers=headers)
+
+
+def container_log(
+    node_root: Path, namespace: str, pod: str, container: str, *, previous: bool = False
+) -> list[tuple[str, str]] | None:
+    """(timestamp, text) lines of a container's CRI log file, as the kubelet reads them for
+    `kubectl logs`: /var/log/pods/<ns>_<pod>_<uid>/<container>/<attempt>.log, newest attempt
+    (or the one before with `previous`). None when the container has no log yet."""
+    pods_dir = node_root / "var" / "log" / "pods"
+    attempts: list[tuple[int, Path]] = []
+    for pod_dir in pods_dir.glob(f"{namespace}_{pod}_*"):
+        for log_file in (pod_dir / container).glob("*.log"):
+            if log_file.stem.isdigit():
+                attempts.append((int(log_file.stem), log_file))
+    attempts.sort()
+    if previous:
+        attempts = attempts[:-1]
+    if not attempts:
+        return None
+    lines: list[tuple[str, str]] = []
+    partial = ""
+    for raw in attempts[-1][1].read_text(encoding="utf-8", errors="replace").splitlines():
+        # CRI format: <RFC3339Nano> <stdout|stderr> <F|P> <text>
+        fields = raw.split(" ", 3)
+        if len(fields) < 3:
+            continue
+        text = fields[3] if len(fields) == 4 else ""
+        if fields[2] == "P":
+            partial += text
+            continue
+        lines.append((fields[0], partial + text))
+        partial = ""
+    return lines

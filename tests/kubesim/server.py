@@ -292,9 +292,9 @@ class ApiServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     @property
-    def open_streams(self) -> int:
-        """Watches and exec sessions in flight (tests wait for theirs to be up)."""
-        return len(self._streams)
+    def open_streams(self) -> list[str | None]:
+        """The serving apiserver's node of each watch and exec session in flight."""
+        return list(self._streams.values())
 
     @property
     def listening(self) -> bool:
@@ -1025,9 +1025,21 @@ class ApiServer:
                 400, "BadRequest", f"container {container} is not valid for pod {info.name}"
             )
         node = self._node(pod.get("spec", {}).get("nodeName", ""))
-        reader = getattr(node, "container_log", None)
-        text = reader(info.namespace, info.name, container) if reader else None
-        if text is None:
+        previous = request.query.get("previous", "").lower() in ("1", "true")
+        lines = (
+            nodelogs.container_log(
+                node.root, info.namespace, info.name, container, previous=previous
+            )
+            if node is not None
+            else None
+        )
+        if lines is None:
+            if previous:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'previous terminated container "{container}" in pod "{info.name}" not found',
+                )
             raise ApiError(
                 400,
                 "BadRequest",
@@ -1036,8 +1048,13 @@ class ApiServer:
             )
         tail = request.query.get("tailLines")
         if tail is not None:
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
+            try:
+                count = int(tail)
+            except ValueError as exc:
+                raise ApiError(400, "BadRequest", f"invalid tailLines: {tail!r}") from exc
+            lines = lines[-count:] if count > 0 else []
+        stamps = request.query.get("timestamps", "").lower() in ("1", "true")
+        text = "".join(f"{stamp} {line}\n" if stamps else f"{line}\n" for stamp, line in lines)
         return web.Response(text=text, content_type="text/plain")
 
     async def _exec(self, exchange: Exchange) -> web.StreamResponse:
