@@ -193,14 +193,20 @@ def explain(
     )
     loaded = load_cli_policy(path, preset)
     decision = decide(loaded.policy, request.attrs)
+    notes = list(request.notes)
+    if as_user is None and any(r.users or r.user_groups for r in loaded.policy.rules):
+        notes.append(
+            "without --as the request carries no user information, so rules that name users "
+            "or userGroups cannot match it"
+        )
     if output == "json":
         from kubectl_audit.render import to_json
 
         click.echo(to_json(decision.to_dict()))
-        for note in request.notes:
+        for note in notes:
             click.echo(f"note: {note}", err=True)
     else:
-        click.echo(render_decision(loaded, request.attrs, decision, request.notes))
+        click.echo(render_decision(loaded, request.attrs, decision, notes))
 
 
 __all__ = [

@@ -80,6 +80,9 @@ def test_no_user_information_without_as() -> None:
     without = explain_json("-f", GKE, "watch", "endpoints")
     assert with_user["rule"] == 0
     assert without["rule"] != 0
+    run = invoke("explain", "-f", GKE, "watch", "endpoints")
+    assert "Note: without --as the request carries no user information" in run.stdout
+    assert "Note:" not in invoke("explain", "-f", GKE, "watch", "endpoints", "--as", "a").stdout
 
 
 def test_text_output_names_rule_line_and_yaml() -> None:
