@@ -46,6 +46,7 @@ from kubectl_audit.apiserver.mounts import (
     DIRECTORY_TYPES,
     Reach,
     check_paths_reachable,
+    container_args,
     resolve,
 )
 from kubectl_audit.apiserver.settings import OWNED_FLAGS, AuditSettings
@@ -194,6 +195,16 @@ class StaticPod:
 def read_manifest(text: str, *, source: str = "kube-apiserver.yaml") -> StaticPod:
     """Parse a kube-apiserver pod; a document we cannot read is a ManifestError."""
     return _Doc(text, source).static_pod
+
+
+def pod_from_object(pod: Mapping[str, Any]) -> StaticPod:
+    """The same view of a pod the API returned as a dict (e.g. the apiserver's mirror pod)."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    index = _apiserver_container_index(containers)
+    if index is None:
+        name = (pod.get("metadata") or {}).get("name", "?")
+        raise ManifestError(f"pod {name} has no kube-apiserver container")
+    return StaticPod(pod, index, parse_command(container_args(containers[index])))
 
 
 def manifest_is_managed(text: str) -> bool:
@@ -784,12 +795,18 @@ def _check_enabled(before: _Doc, new_text: str, settings: AuditSettings, plan: _
     reach = [p.message for p in check_paths_reachable(pod.spec, pod.container) if p.is_error]
     version = pod.kube_version or parse_version("v1.36.0")
     invalid = [p.message for p in validate_audit_flags(pod.flags, version) if p.is_error]
+    if invalid:  # flags we leave alone (mode, format, ...) that upstream rejects
+        raise ManifestError(
+            f"{before.source}: kube-apiserver would refuse its audit flags and not start: "
+            + "; ".join(invalid),
+            hint="fix or remove these hand-set --audit-* flags first; nothing was written",
+        )
     if pod.policy_sha256 != settings.policy_sha256 or pod.record is None:
         wrong.append("annotations missing")
     removed = plan.removed_names | set(OUR_VOLUMES)
     if _without_audit(before.data, removed) != _without_audit(after.data, removed):
         wrong.append("fields other than the audit settings changed")
-    problems = wrong + owned_extra + reach + invalid + list(pod.structure_problems)
+    problems = wrong + owned_extra + reach + list(pod.structure_problems)
     if problems:
         raise ManifestError(
             f"refusing to write {before.source}: after editing, " + "; ".join(problems),

@@ -17,6 +17,7 @@ from kubectl_audit.apiserver.manifest import (
     ManifestConflictError,
     ManifestError,
     manifest_is_managed,
+    pod_from_object,
     read_manifest,
     render_disabled,
     render_enabled,
@@ -403,3 +404,27 @@ def test_minikube_mirror_pod_status_view() -> None:
     assert values["--audit-policy-file"] == "/etc/kubernetes/audit-policy.yaml"
     assert values["--audit-log-path"] == "/var/log/kubernetes/audit/audit.log"
     assert check_paths_reachable(pod.spec, pod.container) == []
+
+
+def test_hand_set_invalid_audit_flags_stop_enable_with_their_upstream_message() -> None:
+    text = (MANIFESTS / "kind-v1.32.2-austintalbot-before-audit.yaml").read_text()
+    broken = text.replace(
+        "    - --secure-port=6443\n", "    - --secure-port=6443\n    - --audit-log-mode=fast\n"
+    )
+    with pytest.raises(ManifestError) as caught:
+        render_enabled(broken, SETTINGS)
+    assert "invalid audit log mode fast" in caught.value.message
+    assert "nothing was written" in (caught.value.hint or "")
+
+
+def test_pod_objects_from_the_api_read_like_manifests() -> None:
+    data = yaml.safe_load((MANIFESTS / "minikube-v1.34.0-mirror-pod-dump-audit.yaml").read_text())
+    pod = pod_from_object(data)
+    assert (
+        pod.flags
+        == read_manifest(
+            (MANIFESTS / "minikube-v1.34.0-mirror-pod-dump-audit.yaml").read_text()
+        ).flags
+    )
+    with pytest.raises(ManifestError, match="no kube-apiserver container"):
+        pod_from_object({"metadata": {"name": "x"}, "spec": {"containers": []}})
