@@ -352,7 +352,8 @@ def is_catch_all(rule: PolicyRule) -> bool:
     )
 
 
-_RULE_PATH = re.compile(r"^rules\[(\d+)\]\.([^.\[]+)")
+_RULE_PATH = re.compile(r"^rules\[(\d+)\]\.([^.\[]+)$")
+_ENTRY_PATH = re.compile(r"^rules\[(\d+)\]\.resources\[(\d+)\]\.([^.\[]+)$")
 RULE_FIELDS = frozenset(
     (
         "level",
@@ -366,38 +367,53 @@ RULE_FIELDS = frozenset(
         "omitManagedFields",
     )
 )
+ENTRY_FIELDS = frozenset(("group", "resources", "resourceNames"))
 
 
-def _dropped_rule_keys(policy: Policy, load_warnings: Sequence[Finding]) -> dict[int, str]:
-    """Rule index -> first key the decoder dropped from it.
+def _dropped_paths(policy: Policy, load_warnings: Sequence[Finding]) -> list[str]:
+    """Field paths of keys the decoder dropped or may have dropped.
 
     From the loader's UnknownField warnings when given, and from `policy.lines`, which
     records where every key of the document started, known to the decoder or not.
     """
     paths = [w.field for w in load_warnings if w.type == "UnknownField" and w.field]
-    paths += list(policy.lines)
-    dropped: dict[int, str] = {}
-    for path in paths:
-        match = _RULE_PATH.match(path)
-        if match and match.group(2) not in RULE_FIELDS:
-            dropped.setdefault(int(match.group(1)), match.group(2))
-    return dropped
+    return paths + list(policy.lines)
 
 
 def dropped_key_catch_alls(policy: Policy, load_warnings: Sequence[Finding] = ()) -> list[Finding]:
-    """Rules that only match everything because the decoder dropped an unknown key."""
-    findings = []
-    for index, key in sorted(_dropped_rule_keys(policy, load_warnings).items()):
+    """Rules and resource entries that match far more because an unknown key was dropped.
+
+    A rule left without selectors matches every request; a `resources` entry left
+    without `resources` matches every resource of its group.
+    """
+    rules: dict[int, str] = {}
+    entries: dict[tuple[int, int], str] = {}
+    for path in _dropped_paths(policy, load_warnings):
+        if (match := _RULE_PATH.match(path)) and match.group(2) not in RULE_FIELDS:
+            rules.setdefault(int(match.group(1)), match.group(2))
+        elif (match := _ENTRY_PATH.match(path)) and match.group(3) not in ENTRY_FIELDS:
+            entries.setdefault((int(match.group(1)), int(match.group(2))), match.group(3))
+    findings: dict[tuple[int, int], Finding] = {}
+    for index, key in rules.items():
         if index < len(policy.rules) and is_catch_all(policy.rules[index]):
-            findings.append(
-                _finding(
-                    policy,
-                    index,
-                    f"matches every request because unknown field {key!r} was dropped; "
-                    "fix its spelling",
-                )
+            findings[(index, -1)] = _finding(
+                policy,
+                index,
+                f"matches every request because unknown field {key!r} was dropped; "
+                "fix its spelling",
             )
-    return findings
+    for (index, position), key in entries.items():
+        if index >= len(policy.rules) or position >= len(policy.rules[index].resources):
+            continue
+        entry = policy.rules[index].resources[position]
+        if not entry.resources:
+            group = f"group {entry.group}" if entry.group else "the core group"
+            findings[(index, position)] = _finding(
+                policy,
+                index,
+                f"resources[{position}] matches all of {group}: unknown field {key!r} was dropped",
+            )
+    return [findings[key] for key in sorted(findings)]
 
 
 def missing_catch_all(policy: Policy) -> list[Finding]:

@@ -75,7 +75,7 @@ def test_gke_decisions(args: tuple[str, ...], level: str, rule: int) -> None:
 
 
 def test_no_user_information_without_as() -> None:
-    # Falco's rule 0 drops `system:kube-proxy` watches; without --as it cannot match.
+    # GKE's rule 0 drops `system:kube-proxy` watches; without --as it cannot match.
     with_user = explain_json("-f", GKE, "watch", "endpoints", "--as", "system:kube-proxy")
     without = explain_json("-f", GKE, "watch", "endpoints")
     assert with_user["rule"] == 0

@@ -355,3 +355,18 @@ def test_misspelled_selector_found_through_the_loaders_line_map() -> None:
         f.field == "rules[1]" and "never matches" in f.message
         for f in lint_policy(result.policy, load_warnings=result.warnings)
     )
+
+
+def test_dropped_key_widened_a_resources_entry_in_a_real_profile() -> None:
+    # OpenShift's AllRequestBodies profile spells `resource:` in its last entry, so the
+    # entry (meant to keep two kinds at Metadata) covers the whole group.
+    findings = _lint_file(POLICIES / "openshift" / "openshift-allrequestbodies-profile.yaml")
+    widened = [f for f in findings if "was dropped" in f.message]
+    assert [(f.field, f.line, f.message) for f in widened] == [
+        (
+            "rules[2]",
+            38,
+            "rules[2]: resources[4] matches all of group machineconfiguration.openshift.io: "
+            "unknown field 'resource' was dropped",
+        )
+    ]
