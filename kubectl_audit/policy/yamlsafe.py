@@ -346,15 +346,15 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     """A collection being composed."""
 
     node: Node
     path: str
     is_mapping: bool
-    key: ScalarNode | Node | None = None  # mapping: the key waiting for its value
-    keys: dict[Any, int] | None = None  # mapping: key -> line of its first occurrence
+    keys: dict[Any, int] | None  # mapping: key -> line of its first occurrence
+    key: Node | None = None  # mapping: the key waiting for its value
     size: int = 1
     height: int = 1
 
@@ -370,8 +370,15 @@ class _Composer:
         self.go = isinstance(loader, _GoYamlLoader)
 
     def compose(self, doc_start: Any) -> ParsedDocument | None:
-        """Compose one document (after its DocumentStart event), then construct it."""
+        """Compose one document (after its DocumentStart event), then construct it.
+
+        One flat loop (this is the hot path of every policy load): each event either opens
+        a collection (pushed on `stack`), closes one, or adds a leaf to the innermost one.
+        """
         loader = self.loader
+        get_event = loader.get_event
+        resolve = loader.resolve
+        max_nodes, max_depth = self.max_nodes, self.max_depth
         anchors: dict[str, Node] = {}
         open_ids: set[int] = set()
         expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
@@ -381,78 +388,77 @@ class _Composer:
         total = 0
         root: Node | None = None
         while root is None:
-            event = loader.get_event()
+            event = get_event()
             kind = type(event)
-            if kind is AliasEvent:
-                node = anchors.get(event.anchor)
-                if node is None:
-                    raise self._syntax(f"unknown anchor {event.anchor!r} referenced", event)
-                if id(node) in open_ids:
-                    raise self._budget(f"recursive alias *{event.anchor} refers to itself", event)
-                size, height = expanded[id(node)]
-                total += size
-                if total > self.max_nodes:
-                    raise self._budget(
-                        f"document expands to more than {self.max_nodes} nodes through "
-                        f"aliases (*{event.anchor})",
-                        event,
-                    )
-                if len(stack) + height > self.max_depth:
-                    raise self._budget(
-                        f"nesting deeper than {self.max_depth} levels through *{event.anchor}",
-                        event,
-                    )
-            elif kind is ScalarEvent:
+            if kind is ScalarEvent:
                 tag = event.tag
                 if tag is None or tag == "!":
-                    tag = loader.resolve(ScalarNode, event.value, event.implicit)
+                    tag = resolve(ScalarNode, event.value, event.implicit)
                 node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-                size, height = 1, 1
+                size = height = 1
                 total += 1
-            elif kind is SequenceStartEvent or kind is MappingStartEvent:
+                if total > max_nodes:
+                    raise self._budget(f"document has more than {max_nodes} nodes", event)
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
+                    expanded[id(node)] = (1, 1)
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 is_mapping = kind is MappingStartEvent
                 node_class = MappingNode if is_mapping else SequenceNode
                 tag = event.tag
                 if tag is None or tag == "!":
-                    tag = loader.resolve(node_class, None, event.implicit)
+                    tag = resolve(node_class, None, event.implicit)
                 node = node_class(tag, [], event.start_mark, None, event.flow_style)
                 total += 1
-                if len(stack) >= self.max_depth:
-                    raise self._budget(f"nesting deeper than {self.max_depth} levels", event)
-                if total > self.max_nodes:
-                    raise self._budget(f"document has more than {self.max_nodes} nodes", event)
-                path = self._child_path(stack, node, lines, duplicates) if stack else ""
+                if len(stack) >= max_depth:
+                    raise self._budget(f"nesting deeper than {max_depth} levels", event)
+                if total > max_nodes:
+                    raise self._budget(f"document has more than {max_nodes} nodes", event)
+                path = self._path_of(stack[-1], node, lines, duplicates) if stack else ""
                 if event.anchor is not None:
                     anchors[event.anchor] = node
                 open_ids.add(id(node))
-                stack.append(_Frame(node, path, is_mapping, keys={} if is_mapping else None))
+                stack.append(_Frame(node, path, is_mapping, {} if is_mapping else None))
                 continue
-            elif kind is SequenceEndEvent or kind is MappingEndEvent:
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
                 frame = stack.pop()
                 node = frame.node
                 node.end_mark = event.end_mark
                 open_ids.discard(id(node))
                 size, height = frame.size, frame.height
                 expanded[id(node)] = (size, height)
-                if stack:
-                    self._attach(stack[-1], node, size, height)
-                else:
+                if not stack:
                     root = node
+                    break
+                self._attach(stack[-1], node, size, height)
                 continue
+            elif kind is AliasEvent:
+                node = anchors.get(event.anchor)  # type: ignore[assignment]
+                if node is None:
+                    raise self._syntax(f"unknown anchor {event.anchor!r} referenced", event)
+                if id(node) in open_ids:
+                    raise self._budget(f"recursive alias *{event.anchor} refers to itself", event)
+                size, height = expanded[id(node)]
+                total += size
+                if total > max_nodes:
+                    raise self._budget(
+                        f"document expands to more than {max_nodes} nodes through "
+                        f"aliases (*{event.anchor})",
+                        event,
+                    )
+                if len(stack) + height > max_depth:
+                    raise self._budget(
+                        f"nesting deeper than {max_depth} levels through *{event.anchor}", event
+                    )
             else:
                 raise self._syntax(f"unexpected {kind.__name__} while composing", event)
-            if kind is ScalarEvent:
-                if total > self.max_nodes:
-                    raise self._budget(f"document has more than {self.max_nodes} nodes", event)
-                if event.anchor is not None:
-                    anchors[event.anchor] = node
-                    expanded[id(node)] = (1, 1)
-            if stack:
-                self._child_path(stack, node, lines, duplicates)
-                self._attach(stack[-1], node, size, height)
-            else:
+            if not stack:
                 root = node
-        end = loader.get_event()
+                break
+            parent = stack[-1]
+            self._path_of(parent, node, lines, duplicates)
+            self._attach(parent, node, size, height)
+        end = get_event()
         if not isinstance(end, DocumentEndEvent):
             raise self._syntax("expected the end of the document", end)
         try:
@@ -460,31 +466,28 @@ class _Composer:
         except RecursionError:
             raise self._budget("document is nested too deeply to construct", doc_start) from None
         return ParsedDocument(
-            data,
-            MappingProxyType(lines),
-            tuple(duplicates),
-            root.start_mark.line + 1,
+            data, MappingProxyType(lines), tuple(duplicates), root.start_mark.line + 1
         )
 
-    def _child_path(
-        self, stack: list[_Frame], node: Node, lines: dict[str, int], duplicates: list[DuplicateKey]
+    def _path_of(
+        self, parent: _Frame, node: Node, lines: dict[str, int], duplicates: list[DuplicateKey]
     ) -> str:
-        """Record the path and line of `node` about to join the innermost collection."""
-        parent = stack[-1]
+        """Record the path and line of `node`, about to join `parent`; return the path."""
         if not parent.is_mapping:
             path = f"{parent.path}[{len(parent.node.value)}]"
             lines[path] = node.start_mark.line + 1
             return path
-        if parent.key is None:  # `node` is a key; its value's path is known later
-            return f"{parent.path}[?]"
         key_node = parent.key
+        if key_node is None:  # `node` is a key; its value's path is known later
+            return f"{parent.path}[?]"
         label = self._key_label(key_node)
         path = _join(parent.path, label)
         line = key_node.start_mark.line + 1
-        if label is not None and key_node.tag != _MERGE_TAG and parent.keys is not None:
-            first = parent.keys.get(label)
+        if label is not None and key_node.tag != _MERGE_TAG:
+            keys = parent.keys
+            first = keys.get(label)  # type: ignore[union-attr]
             if first is None:
-                parent.keys[label] = line
+                keys[label] = line  # type: ignore[index]
             else:
                 duplicates.append(DuplicateKey(path, label, line, first))
         lines[path] = line
