@@ -408,10 +408,13 @@ def dropped_key_catch_alls(policy: Policy, load_warnings: Sequence[Finding] = ()
         entry = policy.rules[index].resources[position]
         if not entry.resources:
             group = f"group {entry.group}" if entry.group else "the core group"
-            findings[(index, position)] = _finding(
-                policy,
-                index,
-                f"resources[{position}] matches all of {group}: unknown field {key!r} was dropped",
+            line = policy.line_of(f"rules[{index}].resources[{position}].{key}")
+            findings[(index, position)] = Finding(
+                LINT,
+                f"rules[{index}]: resources[{position}] matches all of {group}: unknown field "
+                f"{key!r} was dropped",
+                f"rules[{index}]",
+                line if line is not None else rule_line(policy, index),
             )
     return [findings[key] for key in sorted(findings)]
 
