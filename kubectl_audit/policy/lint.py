@@ -396,11 +396,13 @@ def dropped_key_catch_alls(policy: Policy, load_warnings: Sequence[Finding] = ()
     findings: dict[tuple[int, int], Finding] = {}
     for index, key in rules.items():
         if index < len(policy.rules) and is_catch_all(policy.rules[index]):
-            findings[(index, -1)] = _finding(
-                policy,
-                index,
-                f"matches every request because unknown field {key!r} was dropped; "
-                "fix its spelling",
+            line = policy.line_of(f"rules[{index}].{key}")
+            findings[(index, -1)] = Finding(
+                LINT,
+                f"rules[{index}]: matches every request because unknown field {key!r} was "
+                "dropped; fix its spelling",
+                f"rules[{index}]",
+                line if line is not None else rule_line(policy, index),
             )
     for (index, position), key in entries.items():
         if index >= len(policy.rules) or position >= len(policy.rules[index].resources):

@@ -348,7 +348,7 @@ def test_misspelled_selector_found_through_the_loaders_line_map() -> None:
     assert result.policy is not None
     # Without the loader's warnings: Policy.lines still knows the dropped key.
     findings = [f for f in lint_policy(result.policy) if "unknown field" in f.message]
-    assert [(f.field, f.line) for f in findings] == [("rules[0]", 5)]
+    assert [(f.field, f.line) for f in findings] == [("rules[0]", 6)]  # the key's line
     assert "'nonResourceUrls' was dropped" in findings[0].message
     # The catch-all at None now hides the last rule too.
     assert any(
