@@ -119,16 +119,21 @@ def _probes(policy: Policy) -> list[_Probe]:
         _Probe("any user", UserInfo(PROBE_USER, ())),
         _Probe("an unauthenticated request", None),
     ]
-    candidates += [_Probe(f"group {g}", UserInfo(PROBE_USER, (g, AUTHENTICATED))) for g in groups]
+    # With and without system:authenticated, so that a rule for that group earlier in
+    # the policy cannot hide a later one from the probe.
+    for g in groups:
+        candidates.append(_Probe(f"group {g}", UserInfo(PROBE_USER, (g, AUTHENTICATED))))
+        candidates.append(_Probe(f"group {g}", UserInfo(PROBE_USER, (g,))))
     for user in users:
         candidates.append(_Probe(f"user {user}", UserInfo(user, (AUTHENTICATED,))))
         candidates.append(_Probe(f"user {user}", UserInfo(user, ())))
-        # A named user in a group matters only where one rule names both.
+        # A named user in a group matters only where one rule names both. An identity
+        # with more groups passes more rules' selectors, never fewer, so one group each
+        # reaches every rule some identity can reach first.
         together = {g for r in policy.rules if user in r.users for g in r.user_groups}
-        candidates += [
-            _Probe(f"user {user} in {g}", UserInfo(user, (g, AUTHENTICATED)))
-            for g in sorted(together)
-        ]
+        for g in sorted(together):
+            candidates.append(_Probe(f"user {user} in {g}", UserInfo(user, (g, AUTHENTICATED))))
+            candidates.append(_Probe(f"user {user} in {g}", UserInfo(user, (g,))))
     selectors = [PolicyRule(users=r.users, user_groups=r.user_groups) for r in policy.rules]
     kept: dict[tuple[bool, ...], _Probe] = {}
     for probe in candidates:
