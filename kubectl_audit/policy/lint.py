@@ -8,8 +8,9 @@ works as an admission-webhook warning. What is checked:
   wins) over representative requests: every verb that carries the content in a body, in
   the namespaces and for the names the policy mentions (plus `default` and none), by no
   user, an unnamed user and every user and group the policy mentions. Content is in the
-  log when the level is RequestResponse (any verb; watch/get/list/delete return objects)
-  or Request for verbs whose request body holds it (create/update/patch of Secrets and
+  log when the level is RequestResponse (any verb: get/list/delete return objects, writes
+  echo them; watch is included to be safe) or Request for verbs whose request body holds
+  it (create/update/patch of Secrets and
   ConfigMaps, create of a TokenReview). A TokenRequest's request body holds no token, so
   `serviceaccounts/token` is only flagged at RequestResponse; a deletecollection's
   body is DeleteOptions, so Request for it exposes nothing.
