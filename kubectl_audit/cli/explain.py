@@ -10,6 +10,7 @@ import click
 
 from kubectl_audit.errors import InputError, PolicyError, UsageError
 from kubectl_audit.policy.model import Decision, Finding, Policy, RequestAttributes
+from kubectl_audit.policy.presets import list_presets
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,11 @@ Examples:
 @click.option(
     "-f", "--filename", "path", metavar="POLICY", help="The audit policy file (- for stdin)."
 )
-@click.option("--preset", metavar="NAME", help="Use a shipped preset policy instead of -f.")
+@click.option(
+    "--preset",
+    metavar="NAME",
+    help=f"Use a shipped preset policy instead of -f ({', '.join(list_presets())}).",
+)
 @click.option("--subresource", default="", help="The subresource, e.g. log, exec, status.")
 @click.option("-n", "--namespace", default=None, help="The request's namespace.")
 @click.option(

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from kubectl_audit.errors import InputError, UsageError
+from kubectl_audit.policy.presets import list_presets
 from kubectl_audit.policy.testsuite import TestResult
 
 
@@ -96,7 +97,8 @@ Exit status: 0 all tests pass, 1 a test fails or the policy does not load,
 @click.option(
     "--preset",
     metavar="NAME",
-    help="Test a shipped preset; then every argument is a test file (default: its own).",
+    help=f"Test a shipped preset ({', '.join(list_presets())}); then every argument is a "
+    "test file (default: the preset's own tests).",
 )
 @click.option(
     "-o",
