@@ -31,7 +31,7 @@ from kubectl_audit.policy.model import (
     Policy,
     RequestAttributes,
 )
-from kubectl_audit.policy.yamlsafe import parse_document
+from kubectl_audit.policy.yamlsafe import ParsedDocument, parse_documents
 
 TEST_FIELDS = ("name", "request", "expect")
 EXPECT_FIELDS = ("level", "omitStages", "omitManagedFields", "rule")
@@ -100,9 +100,17 @@ class TestResult:
 def load_tests(data: bytes | str, *, source: str) -> tuple[PolicyTest, ...]:
     """Parse a test file; TestFileError (`source:line: tests[i] "name": field: problem`)."""
     try:
-        document = parse_document(data, source=source, go_yaml=False)
+        documents = parse_documents(data, source=source, go_yaml=False)
     except InputError as error:
         raise TestFileError(error.message, hint=error.hint) from None
+    if len(documents) > 1:
+        # Silently running only the first document would let the others' tests never run.
+        raise TestFileError(
+            f"{source}:{documents[1].start_line}: a test file holds one YAML document, "
+            f"found {len(documents)}",
+            hint="put every test in the one `tests:` list",
+        )
+    document = documents[0] if documents else ParsedDocument(None)
     lines = document.lines
 
     def fail(path: str, message: str, hint: str | None = None) -> TestFileError:

@@ -118,6 +118,10 @@ BAD = [
     ("tests:\n- name: a\n  request: {verb: get, verb: list}\n  expect: {level: None}\n",
      "key 'verb' given twice"),
     ("tests:\n- name: a\n  request: {verb: [get}\n", "t.yaml"),
+    ("tests:\n- name: a\n  request: {verb: get}\n  expect: {level: None}\n---\n"
+     "tests:\n- name: b\n  request: {verb: get}\n  expect: {level: None}\n",
+     "t.yaml:6: a test file holds one YAML document, found 2"),
+    ("", "t.yaml: a test file is a mapping with a `tests:` list"),
 ]  # fmt: skip
 
 
