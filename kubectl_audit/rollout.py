@@ -181,6 +181,12 @@ class Rollout:
                 hint="move them out of the folder (e.g. to /etc/kubernetes/tmp/), or pass --force "
                 "if they are pods you run on purpose",
             )
+        if not inspection.has_crictl:
+            raise NodeError(
+                f"{name}: crictl not found on the node; kubectl-audit needs it to watch "
+                "kube-apiserver restart and to roll back when it does not",
+                hint="install crictl (kubeadm nodes have it: it comes with cri-tools)",
+            )
         if inspection.lock_owner:
             self.progress(f"[preflight] {name} is locked by another run ({inspection.lock_owner})")
         try:
@@ -273,12 +279,18 @@ class Rollout:
             )
             try:
                 result = self._wait_for_result(agent, rundir, name)
-            except KeyboardInterrupt:
+            except BaseException:
+                # The watcher runs inside the node-agent pod: deleting the pod would kill it
+                # half-way. Its deadline removes it once the watcher is surely done.
+                pod.keep()
                 self.progress(
-                    f"[{name}] interrupted: the node finishes the change or rolls it back on its "
-                    f"own; its result will be in {rundir}/result"
+                    f"[{name}] stopped waiting: the node finishes the change or rolls it back "
+                    f"on its own (result in {rundir}/result); pod {pod.name} deletes itself at "
+                    "its deadline, or run `kubectl audit cleanup` after that"
                 )
                 raise
+            if result.state == "died-before-swap":
+                agent.abort(rundir, policy_path=opts.settings.policy_path)
         if result.state == "rolled-back":
             restored = (
                 "the previous manifest is running again"
@@ -324,7 +336,7 @@ class Rollout:
                 last_error = str(error)  # the API is restarting: expected, keep waiting
                 time.sleep(1)
                 continue
-            if result.state in ("committed", "rolled-back", "failed"):
+            if result.state not in ("running", "not-started"):
                 return result
             time.sleep(1)
         raise NodeError(

@@ -24,12 +24,18 @@ def connect(options: KubeOptions):  # -> kubernetes.client.ApiClient
         ) from None
 
     path = options.kubeconfig
-    try:
-        if path is None and not _default_kubeconfig_exists():
+    if path is None and not _default_kubeconfig_exists():
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config()
             from kubernetes.client import ApiClient
 
             return ApiClient()
+        where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise ClusterError(
+            f"no kubeconfig found at {where}",
+            hint="point --kubeconfig or KUBECONFIG at your cluster's kubeconfig",
+        )
+    try:
         return config.new_client_from_config(config_file=path, context=options.context)
     except ConfigException as error:
         where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"

@@ -46,9 +46,14 @@ def _first(reply: dict[str, list[str]], key: str, default: str = "") -> str:
     return values[0] if values else default
 
 
-def _b64(text: str | bytes) -> str:
-    data = text.encode() if isinstance(text, str) else text
-    return base64.b64encode(data).decode()
+# Runs the agent from the script sent on stdin: exec URLs stay short (proxies in front of
+# API servers often cap request lines at 8 KiB) and nothing is written to the node for it.
+_LOADER = 'exec sh -c "$(head -c "$0")" kubectl-audit-agent "$@"'
+# Writes stdin (exactly SIZE bytes) to RUNDIR/NAME, atomically, creating RUNDIR (0700).
+_UPLOAD = (
+    'umask 077 && mkdir -p "$0" && chmod 700 "$0" && head -c "$1" > "$0/.$2.tmp" '
+    '&& mv -f "$0/.$2.tmp" "$0/$2"'
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,15 @@ class NodeInspection:
 
 @dataclass(frozen=True)
 class CommitResult:
-    state: Literal["committed", "rolled-back", "failed", "running", "not-started"]
+    state: Literal[
+        "committed",
+        "rolled-back",
+        "failed",
+        "running",
+        "not-started",
+        "died-before-swap",
+        "died-after-swap",
+    ]
     container: str = ""
     old_apiserver_running: bool | None = None
     remedies: tuple[str, ...] = ()
@@ -90,12 +103,12 @@ class CommitResult:
 
 class NodeAgent:
     """Runs agent.sh commands on one node. Every path is passed as an argument, never
-    interpolated into shell text; file contents travel base64-encoded."""
+    interpolated into shell text; file contents travel on stdin."""
 
     def __init__(self, shell: NodeShell, *, timeout: float = 60.0) -> None:
         self.shell = shell
         self.timeout = timeout
-        self._script = agent_script()
+        self._script = agent_script().encode()
 
     @property
     def node(self) -> str:
@@ -103,10 +116,17 @@ class NodeAgent:
 
     def _run(self, *args: str, via: str | None = None) -> CommandResult:
         if via is None:
-            argv = ["sh", "-c", self._script, "kubectl-audit-agent", *args]
-        else:
-            argv = ["sh", via, *args]
-        return self.shell.run(argv, timeout=self.timeout)
+            argv = ["sh", "-c", _LOADER, str(len(self._script)), *args]
+            return self.shell.run(argv, timeout=self.timeout, stdin=self._script)
+        return self.shell.run(["sh", via, *args], timeout=self.timeout)
+
+    def upload(self, rundir: str, name: str, data: bytes) -> None:
+        """Put `data` at RUNDIR/NAME on the node (0600), creating RUNDIR (0700)."""
+        argv = ["sh", "-c", _UPLOAD, rundir, str(len(data)), name]
+        result = self.shell.run(argv, timeout=self.timeout, stdin=data)
+        if not result.ok:
+            error = result.stderr.decode("utf-8", "replace").strip()
+            raise NodeError(f"cannot write {rundir}/{name} on {self.node}: {error}")
 
     def _check(self, result: CommandResult, what: str) -> dict[str, list[str]]:
         reply = parse_reply(result.stdout)
@@ -142,7 +162,8 @@ class NodeAgent:
         )
 
     def install(self, rundir: str) -> None:
-        self._check(self._run("install", rundir, _b64(self._script)), "installing the agent")
+        """Put the agent in RUNDIR, where the detached commit worker runs it from."""
+        self.upload(rundir, "agent.sh", self._script)
 
     def discard(self, rundir: str) -> None:
         self._check(self._run("discard", rundir, via=f"{rundir}/agent.sh"), "discard")
@@ -158,6 +179,10 @@ class NodeAgent:
         policy: bytes | None,
         log_dir: str,
     ) -> None:
+        """Lock the node, back up, write the policy, create the log dir, stage the manifest."""
+        self.upload(rundir, "new-manifest.yaml", new_manifest.encode())
+        if policy is not None:
+            self.upload(rundir, "policy.new", policy)
         self._check(
             self._run(
                 "prepare",
@@ -165,9 +190,7 @@ class NodeAgent:
                 token,
                 APISERVER_MANIFEST,
                 expected_sha256,
-                _b64(new_manifest),
                 policy_path,
-                _b64(policy) if policy is not None else "",
                 log_dir,
                 via=f"{rundir}/agent.sh",
             ),

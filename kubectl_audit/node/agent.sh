@@ -1,6 +1,7 @@
 # kubectl-audit node agent: runs ON a control-plane node (as root, in the host's root
-# file system), invoked as `sh agent.sh COMMAND ARGS...` or `sh -c "$(cat agent.sh)" agent
-# COMMAND ARGS...`. POSIX sh only (dash, bash, busybox ash): the node may have nothing else.
+# file system), as `sh -c "$(head -c SIZE)" kubectl-audit-agent COMMAND ARGS...` with the
+# script on stdin, or `sh RUNDIR/agent.sh COMMAND ARGS...` once uploaded. POSIX sh only
+# (dash, bash, busybox ash): the node may have nothing else.
 #
 # Why the swap runs here and not from the client: on a single control-plane cluster the API,
 # and with it every exec stream, goes away while kube-apiserver restarts. So `commit` starts a
@@ -139,28 +140,29 @@ cmd_inspect() {  # inspect MANIFEST POLICY_PATH LOG_PATH TMPDIR
 }
 
 cmd_prepare() {
-    # prepare RUNDIR TOKEN MANIFEST EXPECTED_SHA NEW_MANIFEST_B64 POLICY_PATH POLICY_B64 LOG_DIR
-    [ $# -eq 8 ] || die 5 "prepare needs 8 arguments, got $#"
-    rundir=$1; token=$2; manifest=$3; expected=$4; new_b64=$5; policy=$6; policy_b64=$7
-    logdir=$8
+    # prepare RUNDIR TOKEN MANIFEST EXPECTED_SHA POLICY_PATH LOG_DIR
+    # The new manifest is RUNDIR/new-manifest.yaml and, when the policy changes, the new
+    # policy is RUNDIR/policy.new: both uploaded beforehand (upload keeps URLs short).
+    [ $# -eq 6 ] || die 5 "prepare needs 6 arguments, got $#"
+    rundir=$1; token=$2; manifest=$3; expected=$4; policy=$5; logdir=$6
     tmpdir=$(dirname "$rundir")
+    [ -f "$rundir/new-manifest.yaml" ] || die 5 "$rundir/new-manifest.yaml was not uploaded"
     take_lock "$tmpdir" "$token"
     actual=$(sha256_of "$manifest")
     if [ "$actual" != "$expected" ]; then
         release_lock "$tmpdir" "$token"
         die 4 "$manifest changed since it was read (sha256 $actual, expected $expected); nothing was changed, run again"
     fi
-    mkdir -p "$rundir" && chmod 700 "$rundir" || { release_lock "$tmpdir" "$token"; die 6 "cannot create $rundir"; }
     printf '%s\n' "$token" >"$rundir/token"
     # The backup lives outside the manifests folder: the kubelet runs every non-hidden file there.
     cp -p "$manifest" "$rundir/kube-apiserver.yaml" && chmod 600 "$rundir/kube-apiserver.yaml" \
         || { release_lock "$tmpdir" "$token"; die 6 "cannot back up $manifest to $rundir; nothing was changed"; }
     say backup "$rundir/kube-apiserver.yaml"
-    if [ -n "$policy_b64" ]; then
+    if [ -f "$rundir/policy.new" ]; then
         if [ -f "$policy" ]; then cp -p "$policy" "$rundir/policy.orig"; else : >"$rundir/policy.absent"; fi
         pdir=$(dirname "$policy")
         mkdir -p "$pdir" && chmod 700 "$pdir"
-        printf '%s' "$policy_b64" | base64 -d | write_atomic "$policy" 600 \
+        write_atomic "$policy" 600 <"$rundir/policy.new" \
             || { restore_policy "$rundir" "$policy"; release_lock "$tmpdir" "$token"; die 6 "cannot write $policy; nothing was changed"; }
         say policy_written "$policy"
     fi
@@ -170,7 +172,7 @@ cmd_prepare() {
         say log_dir "$logdir"
     fi
     staged="$(dirname "$manifest")/.kube-apiserver.yaml.kubectl-audit"
-    printf '%s' "$new_b64" | base64 -d >"$staged.tmp" && chmod 600 "$staged.tmp" && mv -f "$staged.tmp" "$staged" \
+    cp "$rundir/new-manifest.yaml" "$staged.tmp" && chmod 600 "$staged.tmp" && mv -f "$staged.tmp" "$staged" \
         || { rm -f "$staged.tmp"; restore_policy "$rundir" "$policy"; release_lock "$tmpdir" "$token"; die 6 "cannot stage the new manifest; nothing was changed"; }
     say staged "$staged"
     say prepared yes
@@ -199,8 +201,15 @@ cmd_commit() {  # commit RUNDIR MANIFEST POLICY_PATH TIMEOUT SETTLE KUBELET_PERI
     rundir=$1
     [ -f "$rundir/agent.sh" ] || die 5 "$rundir/agent.sh is missing"
     : >"$rundir/commit.started"
-    setsid nohup sh "$rundir/agent.sh" commit-worker "$@" >"$rundir/commit.log" 2>&1 </dev/null &
-    say commit_pid "$!"
+    # setsid: a session of its own, so the end of this exec stream (or of the API server
+    # that carries it) does not take the worker down; it ignores SIGHUP too (no nohup in
+    # busybox, so the worker does it itself).
+    setsid sh "$rundir/agent.sh" commit-worker "$@" >"$rundir/commit.log" 2>&1 </dev/null &
+    # Report a worker that could not start now rather than after the whole timeout.
+    tries=0
+    while [ ! -f "$rundir/worker.pid" ] && [ "$tries" -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+    [ -f "$rundir/worker.pid" ] || die 6 "the commit worker did not start: $(tail -n 3 "$rundir/commit.log" 2>/dev/null)"
+    say commit_pid "$(cat "$rundir/worker.pid")"
 }
 
 write_result() {  # write_result RUNDIR: stdin -> RUNDIR/result, atomically
@@ -208,12 +217,15 @@ write_result() {  # write_result RUNDIR: stdin -> RUNDIR/result, atomically
 }
 
 cmd_commit_worker() {
+    trap '' HUP
     rundir=$1; manifest=$2; policy=$3; timeout=$4; settle=$5; period=$6
+    echo $$ >"$rundir/worker.pid"
     tmpdir=$(dirname "$rundir")
     token=$(cat "$rundir/token")
     staged="$(dirname "$manifest")/.kube-apiserver.yaml.kubectl-audit"
     known=$(known_apiserver_ids)
     echo "$(date) swapping $staged -> $manifest (kube-apiserver containers before: $known)"
+    : >"$rundir/swapped"
     mv -f "$staged" "$manifest" || {
         printf 'state\tfailed\nreason\tcannot move the staged manifest into place; nothing was changed\n' | write_result "$rundir"
         restore_policy "$rundir" "$policy"; release_lock "$tmpdir" "$token"; exit 6; }
@@ -262,7 +274,15 @@ cmd_commit_worker() {
 cmd_result() {  # result RUNDIR
     [ $# -eq 1 ] || die 5 "result needs RUNDIR"
     if [ -f "$1/result" ]; then cat "$1/result"; return 0; fi
-    if [ -f "$1/commit.started" ]; then say state running; else say state not-started; fi
+    if [ ! -f "$1/commit.started" ]; then
+        say state not-started
+    elif [ -f "$1/worker.pid" ] && kill -0 "$(cat "$1/worker.pid")" 2>/dev/null; then
+        say state running
+    elif [ -f "$1/swapped" ]; then
+        say state died-after-swap
+    else
+        say state died-before-swap
+    fi
     if [ -f "$1/commit.log" ]; then say log_b64 "$(b64_of "$1/commit.log")"; fi
 }
 
@@ -280,19 +300,11 @@ cmd_discard() {  # discard RUNDIR: remove a run directory that holds no backup y
     if [ -f "$1/kube-apiserver.yaml" ]; then say kept "$1"; else rm -rf "$1"; say discarded "$1"; fi
 }
 
-cmd_install() {  # install RUNDIR AGENT_B64: put this script where the detached worker finds it
-    [ $# -eq 2 ] || die 5 "install needs RUNDIR AGENT_B64"
-    mkdir -p "$1" && chmod 700 "$1" || die 6 "cannot create $1"
-    printf '%s' "$2" | base64 -d | write_atomic "$1/agent.sh" 700 || die 6 "cannot write $1/agent.sh"
-    say installed "$1/agent.sh"
-}
-
 [ $# -ge 1 ] || die 5 "usage: agent.sh COMMAND ARGS..."
 command=$1
 shift
 case "$command" in
     inspect) cmd_inspect "$@" ;;
-    install) cmd_install "$@" ;;
     discard) cmd_discard "$@" ;;
     prepare) cmd_prepare "$@" ;;
     abort) cmd_abort "$@" ;;

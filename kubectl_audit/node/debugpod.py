@@ -159,6 +159,7 @@ class DebugPod:
         self.name = pod_name_for(self.node)
         self._progress = progress or (lambda message: None)
         self._created = False
+        self._kept = False
 
     def __enter__(self) -> DebugPod:
         from kubernetes.client.exceptions import ApiException
@@ -179,9 +180,18 @@ class DebugPod:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._kept:
+            return
         self.delete()
 
-    def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
+    def keep(self) -> None:
+        """Leave the pod to its deadline: a detached process in it must not be killed
+        (deleting a pod kills every process of its container, setsid'ed or not)."""
+        self._kept = True
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None
+    ) -> CommandResult:
         """Run argv in the node's root file system (`chroot /host ...`)."""
         from kubernetes.client.exceptions import ApiException
 
@@ -193,6 +203,7 @@ class DebugPod:
                 CONTAINER,
                 ["chroot", HOST_ROOT, *argv],
                 timeout=timeout,
+                stdin=stdin,
             )
         except ApiException as error:
             raise api_error(error, f"exec in pod {self.name}") from None

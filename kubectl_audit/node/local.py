@@ -19,10 +19,19 @@ class LocalShell:
         self.root = Path(root)
         self.node = node or ("localhost" if str(root) == "/" else self.root.name)
 
-    def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None
+    ) -> CommandResult:
         command = list(argv) if self.root == Path("/") else ["chroot", str(self.root), *argv]
         try:
-            done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+            done = subprocess.run(
+                command,
+                input=stdin,
+                stdin=None if stdin is not None else subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise NodeError(
                 f"{argv[0]} did not finish within {timeout:.0f}s on {self.node}"

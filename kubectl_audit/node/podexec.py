@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from kubectl_audit.node.shell import CommandResult, StreamLost
 
 _CHUNK_WAIT = 0.5
+_STDIN_FRAME = 256 * 1024
 
 
 def exec_in_pod(
@@ -18,8 +19,13 @@ def exec_in_pod(
     argv: Sequence[str],
     *,
     timeout: float,
+    stdin: bytes | None = None,
 ) -> CommandResult:
-    """Run argv in the container; raise StreamLost if the stream ends without an exit code."""
+    """Run argv in the container; raise StreamLost if the stream ends without an exit code.
+
+    `stdin` is sent whole, then closed where the protocol allows it (v5.channel.k8s.io);
+    with v4 the command must stop reading by itself (`head -c N`).
+    """
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
 
@@ -30,7 +36,7 @@ def exec_in_pod(
             namespace,
             container=container,
             command=list(argv),
-            stdin=False,
+            stdin=stdin is not None,
             stdout=True,
             stderr=True,
             tty=False,
@@ -45,6 +51,8 @@ def exec_in_pod(
     stderr = bytearray()
     deadline = time.monotonic() + timeout
     try:
+        if stdin is not None:
+            _send_stdin(client, stdin)
         while client.is_open():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{argv[0]} did not finish within {timeout:.0f}s")
@@ -67,3 +75,13 @@ def exec_in_pod(
         return CommandResult(int(code), bytes(stdout), bytes(stderr))
     finally:
         client.close()
+
+
+def _send_stdin(client, data: bytes) -> None:  # client: kubernetes.stream.ws_client.WSClient
+    try:
+        for start in range(0, len(data), _STDIN_FRAME):
+            client.write_stdin(data[start : start + _STDIN_FRAME])
+        if client.subprotocol == "v5.channel.k8s.io":
+            client.close_channel(0)
+    except (OSError, ValueError) as error:
+        raise StreamLost(f"exec stream lost while sending input: {error}") from None

@@ -19,11 +19,18 @@ class CommandResult:
 
 
 class NodeShell(Protocol):
-    """Runs argv in the node's root file system as root, binary-safe."""
+    """Runs argv in the node's root file system as root, binary-safe.
+
+    `stdin`, when given, is written to the command's standard input. Exec streams of older
+    servers cannot signal end-of-file, so commands must read exactly len(stdin) bytes
+    (`head -c N`) rather than wait for EOF.
+    """
 
     node: str
 
-    def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult: ...
+    def run(
+        self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None
+    ) -> CommandResult: ...
 
 
 class StreamLost(Exception):
