@@ -13,6 +13,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from webhook import access_log, health, metrics, validate
+from webhook.cache import FindingsCache
 from webhook.config import WebhookConfig
 
 __all__ = ["WebhookConfig", "create_app"]
@@ -25,6 +26,7 @@ def create_app(config: WebhookConfig | None = None) -> Flask:
     # Werkzeug refuses longer bodies with 413 while reading, chunked uploads included.
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["audit_webhook"] = config
+    app.extensions["audit_webhook_cache"] = FindingsCache(config.cache_entries)
     app.register_blueprint(validate.blueprint)
     app.register_blueprint(health.create_blueprint())
     app.register_blueprint(metrics.blueprint)

@@ -18,7 +18,8 @@ import orjson
 
 from kubectl_audit.errors import AuditError
 from kubectl_audit.policy.model import Finding
-from kubectl_audit.policy.report import PolicyReport, check_policy
+from kubectl_audit.policy.report import check_policy
+from webhook.cache import Findings, FindingsCache
 from webhook.config import WebhookConfig
 from webhook.configmaps import PolicyDocument, is_opted_in, policy_documents
 
@@ -102,7 +103,9 @@ def is_configmap(request: Mapping[str, Any]) -> bool:
     )
 
 
-def judge(request: Mapping[str, Any], config: WebhookConfig) -> Verdict:
+def judge(
+    request: Mapping[str, Any], config: WebhookConfig, cache: FindingsCache | None = None
+) -> Verdict:
     """Allow anything that is not an opted-in ConfigMap write; else check every policy in it."""
     if request.get("operation") not in JUDGED_OPERATIONS or not is_configmap(request):
         return SKIPPED
@@ -118,7 +121,7 @@ def judge(request: Mapping[str, Any], config: WebhookConfig) -> Verdict:
     warnings: list[str] = []
     valid = invalid = 0
     for document in policy_documents(obj, config):
-        doc_errors, doc_warnings = check_document(document, where, config)
+        doc_errors, doc_warnings = check_document(document, config, cache)
         errors.extend(doc_errors)
         warnings.extend(doc_warnings)
         if doc_errors:
@@ -146,7 +149,7 @@ def _configmap_name(request: Mapping[str, Any], obj: Mapping[str, Any]) -> str:
 
 
 def check_document(
-    document: PolicyDocument, where: str, config: WebhookConfig
+    document: PolicyDocument, config: WebhookConfig, cache: FindingsCache | None = None
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings) for one value, each already phrased with its key."""
     label = f"{document.source}[{document.key}]"
@@ -157,22 +160,29 @@ def check_document(
             f"{label}: policy is {len(document.content)} bytes, over the webhook's limit of "
             f"{config.max_policy_bytes} bytes"
         ], []
-    try:
-        report = check_policy(document.content, file=document.key, location=f"ConfigMap {where}")
-    except AuditError as error:
-        # Budget and syntax refusals (aliases, depth, size, encoding) are the engine's
-        # verdict too; its message says what is wrong and never echoes the document.
-        line = getattr(error, "line", None)
-        return [_phrase(label, Finding("Invalid", error.message, None, line))], []
-    return _phrase_report(label, report)
-
-
-def _phrase_report(label: str, report: PolicyReport) -> tuple[list[str], list[str]]:
-    # Warnings must fit 120 characters, so they name the place compiler-style.
+    key = FindingsCache.key(document.content) if cache is not None else b""
+    findings = cache.get(key) if cache is not None else None
+    if findings is None:
+        findings = engine_findings(document)
+        if cache is not None:
+            cache.put(key, findings)
+    errors, warnings = findings
     return (
-        [_phrase(label, finding) for finding in report.errors],
-        [_phrase(label, finding, compact=True) for finding in report.warnings],
+        [_phrase(label, finding) for finding in errors],
+        # Warnings must fit 120 characters, so they name the place compiler-style.
+        [_phrase(label, finding, compact=True) for finding in warnings],
     )
+
+
+def engine_findings(document: PolicyDocument) -> Findings:
+    """The policy engine's errors and warnings for one document."""
+    try:
+        report = check_policy(document.content, file=document.key)
+    except AuditError as error:
+        # The loader reports bad content as findings; should a budget or input refusal
+        # escape as an exception all the same, it is still the engine's verdict.
+        return (Finding("Invalid", error.message, None, getattr(error, "line", None)),), ()
+    return report.errors, report.warnings
 
 
 def _phrase(label: str, finding: Finding, *, compact: bool = False) -> str:

@@ -36,6 +36,8 @@ class WebhookConfig:
     # The API server drops warnings with newlines and truncates after 4096 runes in total.
     max_warnings: int = 10
     max_warning_chars: int = 120
+    # Findings remembered per worker, by SHA-256 of the policy text (0: off).
+    cache_entries: int = 512
 
     def __post_init__(self) -> None:
         if not self.label or not self.policy_keys:
@@ -43,6 +45,8 @@ class WebhookConfig:
         for name in ("max_body_bytes", "max_policy_bytes", "max_errors_listed", "max_warnings"):
             if getattr(self, name) < 1:
                 raise UsageError(f"webhook: {name} must be at least 1, not {getattr(self, name)}")
+        if self.cache_entries < 0:
+            raise UsageError("webhook: cache_entries cannot be negative")
         if self.max_warning_chars < 20:
             raise UsageError("webhook: max_warning_chars must be at least 20")
 

@@ -56,7 +56,7 @@ def validate() -> Response:
 
 def _judge_safely(request_: dict, config: WebhookConfig, uid: str) -> Verdict:
     try:
-        return judge(request_, config)
+        return judge(request_, config, current_app.extensions["audit_webhook_cache"])
     except ReviewError:
         raise
     except Exception as error:  # noqa: BLE001 - an engine bug must become a denial, not a 500

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Load-test the webhook as deployed: gunicorn gthread workers, TLS, keep-alive, loopback.
+#
+# Three AdmissionReviews (a valid 50-rule policy, the same policy made malformed, and an
+# unlabelled ConfigMap the webhook skips), each at a fixed 200 requests/s and at
+# saturation, with `hey`. Baseline in the same run: GET /healthz (same server, TLS and
+# keep-alive, no work) at saturation; the ratio column is req/s against it.
+# Targets on 2 cores: p99 < 10 ms at 200 req/s; >= 500 req/s at saturation.
+#
+# Usage: bench/webhook_bench.sh            (BENCH_SECONDS=8 per run; ~1 minute in all)
+#        BENCH_SECONDS=3 bench/webhook_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${BENCH_SECONDS:-8}
+rate=${BENCH_RATE:-200}
+workers=${WEBHOOK_WORKERS:-2}
+threads=${WEBHOOK_THREADS:-4}
+for tool in hey openssl curl python3; do
+    command -v "$tool" >/dev/null || { echo "webhook_bench: $tool is required" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid"
+        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid"
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Throwaway CA and serving certificate for 127.0.0.1.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj "/CN=bench-ca" -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=127.0.0.1" -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
+openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
+    -CAcreateserial -days 1 -extfile "$work/ext.cnf" -out "$work/tls.crt" 2>/dev/null
+
+# The three request bodies.
+python3 - "$work" <<'PY'
+import json, sys
+from pathlib import Path
+
+work = Path(sys.argv[1])
+groups = ["", "apps", "batch", "rbac.authorization.k8s.io", "networking.k8s.io", "policy"]
+resources = ["pods", "deployments", "jobs", "roles", "ingresses", "poddisruptionbudgets"]
+rules = []
+for i in range(49):
+    g, r = groups[i % 6], resources[i % 6]
+    if i % 7 == 0:
+        rules.append(f"- level: None\n  nonResourceURLs: [\"/healthz{i}*\", \"/version\"]\n")
+    elif i % 5 == 0:
+        rules.append(
+            f"- level: Metadata\n  users: [\"system:serviceaccount:ns{i}:sa\"]\n"
+            f"  verbs: [\"get\", \"list\", \"watch\"]\n"
+        )
+    else:
+        rules.append(
+            f"- level: {'Request' if i % 2 else 'RequestResponse'}\n"
+            f"  verbs: [\"create\", \"update\", \"patch\", \"delete\"]\n"
+            f"  namespaces: [\"team-{i}\"]\n"
+            f"  resources:\n  - group: \"{g}\"\n    resources: [\"{r}\", \"{r}/status\"]\n"
+        )
+rules.append("- level: Metadata\n  omitStages: [\"RequestReceived\"]\n")
+valid = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n" + "".join(rules)
+broken = valid.replace("level: Request\n", "level: Verbose\n", 3).replace('"/version"', '"version"', 2)
+
+def review(policy: str, labelled: bool) -> dict:
+    metadata = {"name": "audit-policy", "namespace": "default"}
+    if labelled:
+        metadata["labels"] = {"audit.kubectl-audit.io/policy": "true"}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "bench-0000-0000-0000",
+            "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "requestKind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "requestResource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "name": "audit-policy",
+            "namespace": "default",
+            "operation": "CREATE",
+            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
+            "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
+                       "data": {"policy.yaml": policy}},
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
+        },
+    }
+
+(work / "valid.json").write_text(json.dumps(review(valid, True)))
+(work / "malformed.json").write_text(json.dumps(review(broken, True)))
+(work / "unlabelled.json").write_text(json.dumps(review(valid, False)))
+print(f"bodies: valid 50-rule policy {len(valid)} bytes; review {len(json.dumps(review(valid, True)))} bytes")
+PY
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/metrics"
+WEBHOOK_BIND="127.0.0.1:$port" WEBHOOK_TLS_CERT="$work/tls.crt" WEBHOOK_TLS_KEY="$work/tls.key" \
+WEBHOOK_WORKERS="$workers" WEBHOOK_THREADS="$threads" WEBHOOK_WORKER_TMP_DIR="$work" \
+PROMETHEUS_MULTIPROC_DIR="$work/metrics" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" \
+    python3 -m gunicorn -c webhook/gunicorn_conf.py >"$work/server.log" 2>&1 &
+server_pid=$!
+
+url="https://127.0.0.1:$port"
+for _ in $(seq 150); do
+    curl -sf --cacert "$work/ca.crt" "$url/readyz" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+    sleep 0.2
+done
+curl -sf --cacert "$work/ca.crt" "$url/readyz" >/dev/null || { echo "server not ready" >&2; exit 1; }
+
+# Correctness first: a benchmark of wrong answers is worthless.
+check() {
+    local body=$1 expect=$2 got
+    got=$(curl -s --cacert "$work/ca.crt" -H 'Content-Type: application/json' \
+        --data-binary "@$work/$body.json" "$url/validate" | python3 -c \
+        'import json,sys; print(str(json.load(sys.stdin)["response"]["allowed"]).lower())')
+    [ "$got" = "$expect" ] || { echo "$body: allowed=$got, expected $expect" >&2; exit 1; }
+}
+check valid true
+check malformed false
+check unlabelled true
+
+# hey prints "Requests/sec: N" and "  50% in 0.0012 secs"; we print ms.
+summarise() {
+    awk '/Requests\/sec:/ {rps=$2}
+         /^  50% in/ {p50=$3*1000}
+         /^  99% in/ {p99=$3*1000}
+         /^  \[[0-9]+\]/ {codes=codes $1 $2 " "}
+         END {printf "%9.0f %9.2f %9.2f  %s\n", rps, p50, p99, codes; print rps > rps_file}' \
+        rps_file="$work/last_rps"
+}
+run() {  # run NAME METHOD PATH BODY-OR-"" CONCURRENCY QPS-PER-WORKER(0 = unlimited)
+    local name=$1 method=$2 path=$3 body=$4 conns=$5 qps=$6 args=()
+    [ -n "$body" ] && args+=(-m POST -T application/json -D "$work/$body.json")
+    [ "$qps" != 0 ] && args+=(-q "$qps")
+    printf '%-34s' "$name"
+    hey -z "${seconds}s" -c "$conns" "${args[@]}" "$url$path" 2>&1 | summarise
+}
+
+echo "gunicorn gthread ${workers}x${threads}, TLS, keep-alive, loopback; ${seconds}s per run; $(nproc) cores shared with hey"
+printf '%-34s %9s %9s %9s  %s\n' "run" "req/s" "p50 ms" "p99 ms" "status codes"
+baseline=$(hey -z "${seconds}s" -c 16 "$url/healthz" 2>&1 | awk '/Requests\/sec:/ {print $2}')
+printf '%-34s %9.0f %9s %9s\n' "baseline GET /healthz, saturation" "$baseline" "-" "-"
+per_worker=$((rate / 4))
+for body in valid malformed unlabelled; do
+    run "$body @ ${rate}/s (4 conns)" POST /validate "$body" 4 "$per_worker"
+done
+ratios=""
+for body in valid malformed unlabelled; do
+    run "$body @ saturation (16 conns)" POST /validate "$body" 16 0
+    ratios+=$(awk -v b="$baseline" -v n="$body" '{printf "  %-11s %.2fx\n", n, $1 / b}' "$work/last_rps")$'\n'
+done
+echo "req/s at saturation relative to the /healthz baseline (same server, same run):"
+printf '%s' "$ratios"
