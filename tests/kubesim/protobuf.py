@@ -1,10 +1,11 @@
 """Decoding the `application/vnd.kubernetes.protobuf` bodies kubectl sends.
 
-kubectl's typed clients (`kubectl create configmap`, `kubectl create namespace`) send
-protobuf, and the real apiserver accepts it. We decode just those kinds, from the field
-numbers in k8s.io/api/core/v1/generated.proto and apimachinery's runtime.Unknown envelope
-(`k8s\\x00` magic, then typeMeta=1, raw=2, contentEncoding=3, contentType=4). Anything else
-is refused with the apiserver's 415 text, which tells the caller to use JSON.
+kubectl's typed clients (`kubectl create configmap`, `kubectl create namespace`,
+`kubectl auth can-i`, `kubectl auth whoami`) send protobuf, and the real apiserver accepts
+it. We decode just those kinds, from the field numbers in k8s.io/api's generated.proto files
+and apimachinery's runtime.Unknown envelope (`k8s\\x00` magic, then typeMeta=1, raw=2,
+contentEncoding=3, contentType=4). Anything else is refused with the apiserver's 415 text,
+which tells the caller to use JSON.
 """
 
 from __future__ import annotations
@@ -112,9 +113,50 @@ def _namespace(buf: bytes) -> dict:
     return obj
 
 
+def _strings(buf: bytes, names: dict[int, str]) -> dict:
+    return {names[n]: _text(v) for n, v in _fields(buf) if n in names and _text(v)}
+
+
+_RESOURCE_ATTRIBUTES = {
+    1: "namespace",
+    2: "verb",
+    3: "group",
+    4: "version",
+    5: "resource",
+    6: "subresource",
+    7: "name",
+}
+
+
+def _access_review(buf: bytes) -> dict:
+    """SelfSubjectAccessReview (what `kubectl auth can-i` sends)."""
+    spec: dict = {}
+    for number, value in _fields(buf):
+        if number != 2 or not isinstance(value, bytes):
+            continue
+        for part, attrs in _fields(value):
+            if part == 1 and isinstance(attrs, bytes):
+                spec["resourceAttributes"] = _strings(attrs, _RESOURCE_ATTRIBUTES)
+            elif part == 2 and isinstance(attrs, bytes):
+                spec["nonResourceAttributes"] = _strings(attrs, {1: "path", 2: "verb"})
+    return {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "metadata": {},
+        "spec": spec,
+    }
+
+
+def _self_review(buf: bytes) -> dict:
+    """SelfSubjectReview (`kubectl auth whoami`): the request carries nothing but metadata."""
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview", "metadata": {}}
+
+
 _DECODERS: dict[str, Callable[[bytes], dict]] = {
     "ConfigMap": _configmap,
     "Namespace": _namespace,
+    "SelfSubjectAccessReview": _access_review,
+    "SelfSubjectReview": _self_review,
 }
 
 

@@ -13,6 +13,7 @@ balancer; when that apiserver stops, its connections (watches, exec streams) dro
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import itertools
 import json
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.kubesim import admission, nodelogs, protobuf, tables
+from tests.kubesim import admission, discovery, nodelogs, protobuf, tables
 from tests.kubesim.protobuf import ProtobufError
 from tests.kubesim.requestinfo import RequestInfo, RequestRecord, parse_request
 from tests.kubesim.selectors import SelectorError, selector_predicate
@@ -440,40 +441,46 @@ class ApiServer:
             return Caller(user, (*groups, "system:authenticated"))
         return Caller(ANONYMOUS, ("system:unauthenticated",))
 
-    def _authorize(self, exchange: Exchange, verb: str) -> None:
-        info, caller = exchange.info, exchange.caller
+    def decide(self, caller: Caller, verb: str, target: str) -> tuple[bool, str]:
+        """The authorizer: (allowed, reason). `target` is `resource[/subresource]` or, for
+        non-resource requests, the path."""
         if caller.user == ANONYMOUS:
-            public = not info.resource_request and any(
-                info.path == p or info.path.startswith(p + "/") for p in _PUBLIC_PATHS
+            public = target.startswith("/") and any(
+                target == p or target.startswith(p + "/") for p in _PUBLIC_PATHS
             )
             if not public:
-                exchange.decision, exchange.reason = "forbid", ""
-                raise forbidden(info, caller.user, verb)
-            exchange.reason = (
+                return False, ""
+            return True, (
                 'RBAC: allowed by ClusterRoleBinding "system:public-info-viewer" of ClusterRole'
                 ' "system:public-info-viewer" to Group "system:unauthenticated"'
             )
-            return
+        if self.cluster.is_forbidden(caller.user, verb, target):
+            return False, ""
+        if "system:masters" in caller.groups:
+            return True, ""  # the privileged-group authorizer gives no reason
+        return True, (
+            'RBAC: allowed by ClusterRoleBinding "kubesim:cluster-admin" of ClusterRole'
+            f' "cluster-admin" to User "{caller.user}"'
+        )
+
+    def _authorize(self, exchange: Exchange, verb: str) -> None:
+        info = exchange.info
         target = (
             info.resource + (f"/{info.subresource}" if info.subresource else "")
             if info.resource_request
             else info.path
         )
-        if self.cluster.is_forbidden(caller.user, verb, target):
-            exchange.decision, exchange.reason = "forbid", ""
-            raise forbidden(info, caller.user, verb)
-        if "system:masters" in caller.groups:
-            exchange.reason = ""
-        else:
-            exchange.reason = (
-                'RBAC: allowed by ClusterRoleBinding "kubesim:cluster-admin" of ClusterRole'
-                f' "cluster-admin" to User "{caller.user}"'
-            )
+        allowed, reason = self.decide(exchange.caller, verb, target)
+        exchange.decision, exchange.reason = ("allow" if allowed else "forbid"), reason
+        if not allowed:
+            raise forbidden(info, exchange.caller.user, verb)
 
     async def _route(self, exchange: Exchange) -> web.StreamResponse:
         info = exchange.info
         if not info.resource_request:
             return self._non_resource(exchange)
+        if info.api_prefix == "apis" and info.api_group in discovery.REVIEW_GROUPS:
+            return await self._review(exchange)
         if info.api_prefix != "api" or info.api_version != "v1" or info.resource not in RESOURCES:
             raise not_found()
         rtype = RESOURCES[info.resource]
@@ -518,53 +525,15 @@ class ApiServer:
                     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
                 return web.Response(text="ok", content_type="text/plain")
         if path == "/api":
-            return self._reply(
-                exchange,
-                {
-                    "kind": "APIVersions",
-                    "versions": ["v1"],
-                    "serverAddressByClientCIDRs": [
-                        {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{self.host}:{self.port}"}
-                    ],
-                },
-            )
+            return self._reply(exchange, discovery.api_versions(f"{self.host}:{self.port}"))
         if path == "/api/v1":
-            return self._reply(exchange, self._resource_list())
+            return self._reply(exchange, discovery.core_resources())
         if path == "/apis":
-            return self._reply(exchange, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+            return self._reply(exchange, discovery.group_list())
+        document = discovery.group_document(path) if path.startswith("/apis/") else None
+        if document is not None:
+            return self._reply(exchange, document)
         raise not_found()
-
-    def _resource_list(self) -> dict:
-        resources = []
-        for rtype in RESOURCES.values():
-            entry: dict[str, Any] = {
-                "name": rtype.name,
-                "singularName": rtype.singular,
-                "namespaced": rtype.namespaced,
-                "kind": rtype.kind,
-                "verbs": list(rtype.verbs),
-            }
-            if rtype.short_names:
-                entry["shortNames"] = list(rtype.short_names)
-            resources.append(entry)
-            sub_verbs = {
-                "status": ["get", "patch", "update"],
-                "exec": ["create", "get"],
-                "log": ["get"],
-                "proxy": ["create", "delete", "get", "patch", "update"],
-            }
-            sub_kinds = {"exec": "PodExecOptions", "log": "Pod", "proxy": "NodeProxyOptions"}
-            for sub in rtype.subresources:
-                resources.append(
-                    {
-                        "name": f"{rtype.name}/{sub}",
-                        "singularName": "",
-                        "namespaced": rtype.namespaced,
-                        "kind": sub_kinds.get(sub, rtype.kind),
-                        "verbs": sub_verbs[sub],
-                    }
-                )
-        return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}
 
     # -- helpers for resource handlers --------------------------------------------------
 
@@ -652,10 +621,15 @@ class ApiServer:
         store = self.cluster.store
         items = [o for o in store.list(info.resource, info.namespace or None) if predicate(o)]
         version = store.resource_version
+        try:
+            items, list_meta = self._page(items, version, request.query)
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", f"invalid limit: {exc}") from exc
         if tables.wants_table(request.headers.get("Accept", "")):
             body = tables.to_table(
                 info.resource, items, version, request.query.get("includeObject", "Metadata")
             )
+            body["metadata"] = list_meta
             return self._reply(exchange, body)
         for item in items:
             item.pop("apiVersion", None)
@@ -663,10 +637,59 @@ class ApiServer:
         body = {
             "kind": RESOURCES[info.resource].kind + "List",
             "apiVersion": "v1",
-            "metadata": {"resourceVersion": version},
+            "metadata": list_meta,
             "items": items,
         }
         return self._reply(exchange, body)
+
+    async def _review(self, exchange: Exchange) -> web.StreamResponse:
+        info = exchange.info
+        version, resources = discovery.REVIEW_GROUPS[info.api_group]
+        if info.api_version != version or info.resource not in dict(resources):
+            raise not_found()
+        if info.verb != "create" or info.name:
+            raise method_not_allowed()
+        body = await self._body(exchange)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
+        caller = exchange.caller
+        if info.resource == "selfsubjectreviews":
+            return self._reply(
+                exchange, discovery.self_subject_review(caller.user, caller.groups), 201
+            )
+        review = discovery.self_subject_access_review(
+            body, lambda verb, target: self.decide(caller, verb, target)
+        )
+        return self._reply(exchange, review, 201)
+
+    @staticmethod
+    def _page(items: list[dict], version: str, query: Any) -> tuple[list[dict], dict]:
+        """`limit`/`continue` paging: the token names the last key served."""
+        meta: dict[str, Any] = {"resourceVersion": version}
+        token = query.get("continue")
+        if token:
+            try:
+                state = json.loads(base64.urlsafe_b64decode(token.encode()))
+                start = tuple(state["start"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ApiError(400, "BadRequest", f"continue key is not valid: {exc}") from exc
+            items = [
+                o
+                for o in items
+                if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
+            ]
+        limit = int(query.get("limit") or 0)
+        if 0 < limit < len(items):
+            last = items[limit - 1]["metadata"]
+            state = {
+                "v": "meta.k8s.io/v1",
+                "rv": int(version),
+                "start": [last.get("namespace", ""), last["name"]],
+            }
+            meta["continue"] = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+        return items, meta
 
     async def _watch(self, exchange: Exchange) -> web.StreamResponse:
         info, request = exchange.info, exchange.request

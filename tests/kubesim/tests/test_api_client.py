@@ -230,3 +230,42 @@ def test_unknown_tokens_are_unauthorized(kubesim: Cluster):
         api.list_node()
     assert unauthorized.value.status == 401
     assert status_of(unauthorized.value)["reason"] == "Unauthorized"
+
+
+def test_list_pages_with_limit_and_continue(kubesim: Cluster):
+    api = core(kubesim)
+    for i in range(5):
+        api.create_namespaced_config_map("default", {"metadata": {"name": f"cm-{i}"}})
+    names, token = [], None
+    while True:
+        page = api.list_namespaced_config_map("default", limit=2, _continue=token)
+        names += [c.metadata.name for c in page.items]
+        token = page.metadata._continue
+        if not token:
+            break
+        assert page.metadata.remaining_item_count == 5 - len(names)
+    assert names == [f"cm-{i}" for i in range(5)]
+
+
+def test_self_subject_access_review_answers_for_the_caller(kubesim: Cluster):
+    alice = client.AuthorizationV1Api(
+        config.new_client_from_config(config_file=str(kubesim.kubeconfig_for("alice")))
+    )
+    kubesim.forbid("delete", "pods", user="alice")
+
+    def can(verb: str) -> bool:
+        review = alice.create_self_subject_access_review(
+            {
+                "spec": {
+                    "resourceAttributes": {
+                        "namespace": "kube-system",
+                        "verb": verb,
+                        "resource": "pods",
+                    }
+                }
+            }
+        )
+        return review.status.allowed
+
+    assert can("create")
+    assert not can("delete")

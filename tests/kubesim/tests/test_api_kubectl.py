@@ -107,3 +107,31 @@ def test_forbidden_and_pod_security_errors_read_as_kubectl_prints_them(kubesim: 
         'pods "dbg" is forbidden: violates PodSecurity "baseline:latest": privileged'
         ' (container "dbg" must not set securityContext.privileged=true)' in refused.stderr
     )
+
+
+def test_auth_can_i_and_whoami_follow_the_forbidden_rules(kubesim: Cluster):
+    alice = kubesim.kubeconfig_for("alice", ("auditors",))
+    kubesim.forbid("create", "pods/exec", user="alice")
+
+    def as_alice(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", str(alice), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert as_alice("auth", "can-i", "create", "pods", "-n", "kube-system").stdout == "yes\n"
+    denied = as_alice("auth", "can-i", "create", "pods", "--subresource=exec", "-n", "kube-system")
+    assert (denied.returncode, denied.stdout) == (1, "no\n")
+    whoami = as_alice("auth", "whoami").stdout
+    assert "alice" in whoami
+    assert "[auditors system:authenticated]" in whoami
+
+
+def test_chunked_listing_pages_through_every_pod(kubesim: Cluster):
+    everything = kubectl(kubesim, "get", "pods", "-A", "--no-headers").stdout.splitlines()
+    paged = kubectl(kubesim, "get", "pods", "-A", "--no-headers", "--chunk-size=1").stdout
+    assert paged.splitlines() == everything
+    assert len(everything) == 4  # the control plane's static pods
