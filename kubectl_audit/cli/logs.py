@@ -177,7 +177,6 @@ def logs(
     renderer = Stats(out, output) if stats else renderer_for(output, out)
     problems = Problems()
     progress = _progress(sources)
-    from kubectl_audit.logs import follow as following
     from kubectl_audit.logs import query
 
     try:
@@ -186,6 +185,8 @@ def logs(
         )
         progress.finish()
         if follow and (limit is None or renderer.count < limit):
+            from kubectl_audit.logs import follow as following
+
             renderer.flush()
             following.follow(
                 [s for s in sources if isinstance(s, FileSet)],

@@ -21,7 +21,6 @@ All filters combine with AND; repeated values of one filter with OR.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -237,6 +236,8 @@ def _user_agent_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
 
 
 def _network_matcher(texts: tuple[str, ...]) -> Callable[[tuple[str, ...]], bool]:
+    import ipaddress  # only for --source-ip
+
     networks = []
     for text in texts:
         try:
@@ -261,6 +262,8 @@ def _network_matcher(texts: tuple[str, ...]) -> Callable[[tuple[str, ...]], bool
 
 def _ip_needle(text: str) -> tuple[bytes, bytes] | None:
     """An IPv4 address or octet-aligned network as the text it starts with in the log."""
+    import ipaddress
+
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:

@@ -23,6 +23,7 @@ from datetime import timedelta
 import orjson
 
 from kubectl_audit.logs.events import Event, datetime_of_key, is_audit_event
+from kubectl_audit.logs.fastfind import finder
 from kubectl_audit.logs.filters import Matcher
 from kubectl_audit.logs.sources import Block, LogSource
 
@@ -252,14 +253,15 @@ def _candidates(
 ) -> Iterator[tuple[int, int]]:
     """(start, end) of every line in data[begin:stop] containing one of `needles`, in
     order, each once. Lines end with a newline before `stop`."""
-    find = data.find
+    find = finder(data)
+    line_end = data.find
     rfind = data.rfind
     if len(needles) == 1:
         needle = needles[0]
         at = find(needle, begin, stop)
         while at >= 0:
             start = max(rfind(b"\n", begin, at) + 1, begin)
-            end = find(b"\n", at, stop)
+            end = line_end(b"\n", at, stop)
             if end < 0:
                 end = stop
             yield start, end
@@ -270,7 +272,7 @@ def _candidates(
         at = find(needle, begin, stop)
         while at >= 0:
             start = max(rfind(b"\n", begin, at) + 1, begin)
-            end = find(b"\n", at, stop)
+            end = line_end(b"\n", at, stop)
             if end < 0:
                 end = stop
             lines[start] = end
