@@ -59,6 +59,7 @@ POLICY_VOLUME = "kubectl-audit-policy"
 LOG_VOLUME = "kubectl-audit-log"
 OUR_VOLUMES = (POLICY_VOLUME, LOG_VOLUME)
 
+_SAVED_LISTS = ("command", "args", "volumeMounts", "volumes")
 _MOUNT_KEYS = frozenset(
     {"name", "mountPath", "readOnly", "subPath", "subPathExpr", "mountPropagation"}
     | {"recursiveReadOnly"}
@@ -121,6 +122,15 @@ class Record:
             data["takeOver"] = True
         return json.dumps(data, separators=(",", ":"))
 
+    def _checked(self) -> Record:
+        """Refuse records naming things enable never adds: disable would delete them."""
+        foreign = [f for f in self.flags if f not in OWNED_FLAGS]
+        foreign += [n for n in self.mounts + self.volumes if n not in OUR_VOLUMES]
+        foreign += [s.list for s in self.saved if s.list not in _SAVED_LISTS]
+        if foreign:
+            raise ValueError(f"it names {', '.join(foreign)}, which kubectl-audit never adds")
+        return self
+
     @classmethod
     def from_json(cls, text: str) -> Record:
         try:
@@ -135,7 +145,7 @@ class Record:
                     for s in data.get("saved", ())
                 ),
                 take_over=bool(data.get("takeOver", False)),
-            )
+            )._checked()
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ManifestError(
                 f"annotation {MANAGED_ANNOTATION} is not what kubectl-audit wrote ({exc})",
@@ -220,7 +230,7 @@ class _Doc:
         self.lines = text.splitlines(keepends=True)
         try:
             self.root = yt.compose(text)
-            data = yt.load(text)
+            data = yt.construct(self.root)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
@@ -334,7 +344,7 @@ class _Doc:
         raise ManifestError(f"unknown list {list_name!r} in {MANAGED_ANNOTATION}")
 
     def span(self, seq: yaml.SequenceNode, index: int) -> tuple[int, int]:
-        return yt.item_spans(seq)[index]
+        return yt.item_spans(seq, self.lines)[index]
 
     def flag_item_positions(
         self, flag: Flag
@@ -714,8 +724,8 @@ def render_disabled(text: str) -> str:
             )
         return text
     stripped = _strip_ours(doc, record)
-    for saved in sorted(record.saved, key=lambda s: (s.list, s.index)):
-        stripped = _restore(_Doc(stripped, doc.source), saved)
+    if record.saved:
+        stripped = _restore(_Doc(stripped, doc.source), record.saved)
     _check_disabled(stripped, record)
     return stripped
 
@@ -733,7 +743,7 @@ def _strip_ours(doc: _Doc, record: Record) -> str:
         ours = [i for i, item in enumerate(items) if _item_name(item) in names]
         for i in ours:
             edit.delete(*doc.span(seq, i))
-        if list_name in record.created and len(ours) == len(items):
+        if list_name in record.created and len(ours) == len(items):  # only ours: drop the key
             parent = doc.container if list_name == "volumeMounts" else doc.spec
             key_node = yt.get(parent, list_name)
             if key_node is not None:
@@ -756,24 +766,48 @@ def _item_name(item: yaml.Node) -> str | None:
     return str(node.value) if isinstance(node, yaml.ScalarNode) else None
 
 
-def _restore(doc: _Doc, saved: Saved) -> str:
-    seq = doc.seq(saved.list)
+def _restore(doc: _Doc, saved_items: Iterable[Saved]) -> str:
+    """Put saved items back at their list positions, all in one edit.
+
+    The stripped list holds the other items in their original order, so an item that sat
+    at index i goes before the stripped item at i minus the saved items before it.
+    """
     edit = yt.LineEdit.of(doc.text)
-    lines = saved.text.splitlines()
-    if isinstance(seq, yaml.SequenceNode) and saved.index < len(seq.value):
-        edit.insert(doc.span(seq, saved.index)[0], lines)
-    elif isinstance(seq, yaml.SequenceNode) and seq.value:
-        edit.insert(yt.last_line(seq) + 1, lines)
-    else:
-        parent = doc.container if saved.list != "volumes" else doc.spec
-        pair = yt.get(parent, saved.list)
-        if pair is None:
-            raise ManifestError(
-                f"{doc.source}: cannot put back the saved {saved.list} entry: the list is gone",
-                hint="add these lines back by hand:\n" + saved.text,
+    ordered = sorted(saved_items, key=lambda s: (s.list, s.index))
+    for list_name in dict.fromkeys(s.list for s in ordered):
+        group = [s for s in ordered if s.list == list_name]
+        seq = doc.seq(list_name)
+        items = seq.value if isinstance(seq, yaml.SequenceNode) else []
+        for earlier, saved in enumerate(group):
+            position = saved.index - earlier
+            edit.insert(
+                _restore_line(doc, list_name, seq, items, position, saved), saved.text.splitlines()
             )
-        edit.insert(pair[0].start_mark.line + 1, lines)
     return edit.apply()
+
+
+def _restore_line(
+    doc: _Doc,
+    list_name: str,
+    seq: yaml.Node | None,
+    items: list[yaml.Node],
+    position: int,
+    saved: Saved,
+) -> int:
+    if position < len(items):
+        assert isinstance(seq, yaml.SequenceNode)
+        return doc.span(seq, position)[0]
+    if items:
+        assert isinstance(seq, yaml.SequenceNode)
+        return yt.last_line(seq) + 1
+    parent = doc.container if list_name != "volumes" else doc.spec
+    pair = yt.get(parent, list_name)
+    if pair is None:
+        raise ManifestError(
+            f"{doc.source}: cannot put back the saved {list_name} entry: the list is gone",
+            hint="add these lines back by hand:\n" + saved.text,
+        )
+    return pair[0].start_mark.line + 1
 
 
 # -- self-checks: the result must mean what we intended ---------------------------------------

@@ -8,6 +8,7 @@ lines, trailing spaces, key order, quoting - stays byte for byte as it was.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,13 @@ Node = yaml.Node
 
 def compose(text: str) -> yaml.Node | None:
     return yaml.compose(text, Loader=_Loader)
+
+
+def construct(node: yaml.Node | None) -> object:
+    """The Python data of a composed node, without parsing the text a second time."""
+    if node is None:
+        return None
+    return yaml.constructor.SafeConstructor().construct_document(node)
 
 
 def load(text: str) -> object:
@@ -67,27 +75,54 @@ def last_line(node: yaml.Node) -> int:
     return end.line
 
 
-def item_spans(seq: yaml.SequenceNode) -> list[tuple[int, int]]:
+def item_start(lines: list[str], item: yaml.Node) -> int:
+    """The line of an item's `-`: usually the value's line, but `-` may stand alone above."""
+    line = item.start_mark.line
+    if lines[line][: item.start_mark.column].strip():
+        return line
+    while line > 0:
+        line -= 1
+        code = lines[line].split("#", 1)[0].rstrip()
+        if code:
+            return line if code.endswith("-") else item.start_mark.line
+    return item.start_mark.line
+
+
+def item_spans(seq: yaml.SequenceNode, lines: list[str]) -> list[tuple[int, int]]:
     """[start, end) line ranges of a block sequence's items.
 
     An item owns the lines from its `-` up to the next item, so comments and blank lines
     between two items travel with the one above them.
     """
-    starts = [item.start_mark.line for item in seq.value]
+    starts = [item_start(lines, item) for item in seq.value]
     ends = [*starts[1:], last_line(seq) + 1] if starts else []
     return list(zip(starts, ends, strict=True))
 
 
 def item_prefix(lines: list[str], item: yaml.Node) -> str:
     """The text before an item's value on its first line: `    - ` (dash and spaces)."""
-    return lines[item.start_mark.line][: item.start_mark.column]
+    prefix = lines[item.start_mark.line][: item.start_mark.column]
+    if prefix.strip() == "-":
+        return prefix
+    dash_line = lines[item_start(lines, item)]
+    return " " * (len(dash_line) - len(dash_line.lstrip(" "))) + "- "
+
+
+_PLAIN = re.compile(r"-*[A-Za-z0-9/_.][A-Za-z0-9/_.=+@,:-]*")
+_STR_TAG = "tag:yaml.org,2002:str"
+# go-yaml v2 (what the kubelet decodes with) also reads these as numbers or booleans.
+_GO_NON_STRING = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[yYnN]")
 
 
 def scalar(text: str) -> str:
-    """`text` as a YAML scalar: plain when that reads back identically, else double-quoted."""
-    if text and load(f"- {text}\n") == [text] and "#" not in text and text.strip() == text:
-        return text
-    return json.dumps(text)  # a JSON string is a valid YAML double-quoted scalar
+    """`text` as a YAML scalar: plain when that reads back as the same string, else quoted."""
+    plain = (
+        _PLAIN.fullmatch(text) is not None
+        and not text.endswith(":")
+        and _GO_NON_STRING.fullmatch(text) is None
+        and yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
+    )
+    return text if plain else json.dumps(text)  # JSON strings are YAML double-quoted scalars
 
 
 def quoted(text: str) -> str:

@@ -428,3 +428,44 @@ def test_pod_objects_from_the_api_read_like_manifests() -> None:
     )
     with pytest.raises(ManifestError, match="no kube-apiserver container"):
         pod_from_object({"metadata": {"name": "x"}, "spec": {"containers": []}})
+
+
+def test_record_naming_flags_we_never_add_is_refused() -> None:
+    text = render_enabled((MANIFESTS / "kubeadm-v1.16.2-maxxmoney.yaml").read_text(), SETTINGS)
+    tampered = text.replace('"flags":["--audit-log-maxage"', '"flags":["--etcd-servers"')
+    assert tampered != text
+    with pytest.raises(ManifestError, match="--etcd-servers, which kubectl-audit never adds"):
+        render_disabled(tampered)
+
+
+def test_items_whose_dash_stands_alone_are_handled() -> None:
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n"
+        "  - name: kube-apiserver\n    command:\n    - kube-apiserver\n    - --secure-port=6443\n"
+        "    volumeMounts:\n    -\n      mountPath: /etc/kubernetes/pki\n      name: pki\n"
+        "  volumes:\n  -\n    hostPath:\n      path: /etc/kubernetes/pki\n    name: pki\n"
+    )
+    enabled = render_enabled(text, SETTINGS)
+    assert all(line.startswith("+") for line in diff_lines(text, enabled))
+    assert "  - hostPath:\n      path: /etc/kubernetes/audit/policy.yaml\n" in enabled
+    assert render_disabled(enabled) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("--audit-log-path=/var/log/a.log", "--audit-log-path=/var/log/a.log"),
+        ("/var/log/kubernetes/audit", "/var/log/kubernetes/audit"),
+        ("true", '"true"'),
+        ("1e5", '"1e5"'),  # a float to go-yaml, which the kubelet uses
+        ("y", '"y"'),  # a boolean to go-yaml v2
+        ("a: b", '"a: b"'),
+        ("x #y", '"x #y"'),
+        ("/p/a:", '"/p/a:"'),
+    ],
+)
+def test_scalars_are_written_so_both_yaml_readers_get_a_string(value: str, written: str) -> None:
+    from kubectl_audit.apiserver.yamltext import scalar
+
+    assert scalar(value) == written
+    assert yaml.safe_load(f"- {written}\n") == [value]
