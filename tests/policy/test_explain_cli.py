@@ -117,7 +117,7 @@ def test_preset_instead_of_file() -> None:
     assert decision == {
         "level": "Metadata",
         "omitStages": ["RequestReceived"],
-        "omitManagedFields": False,
+        "omitManagedFields": True,
         "rule": 1,
     }
 
