@@ -91,6 +91,17 @@ def check_paths_reachable(
     policy = values.get("--audit-policy-file") or ""
     if policy:
         out.extend(_policy_problems(policy, resolve(policy, volumes, mounts)))
+    webhook = values.get("--audit-webhook-config-file") or ""
+    if webhook and resolve(webhook, volumes, mounts) is None:
+        out.append(
+            error(
+                "webhook-config-not-mounted",
+                f"--audit-webhook-config-file={webhook} is not inside any volumeMount, so "
+                "the apiserver cannot read it and will not start",
+                flag="--audit-webhook-config-file",
+                hint="add a read-only hostPath volume (type File) and volumeMount for it",
+            )
+        )
     log_path = values.get("--audit-log-path") or ""
     # `-` (stdout) and relative paths are reported by flags.validate_audit_flags.
     if log_path.startswith("/"):

@@ -145,3 +145,18 @@ def test_messages_say_what_happens() -> None:
     assert "will not start" in messages[0]
     assert messages[1].startswith("log path not mounted:")
     assert "lost with it" in messages[1]
+
+
+def test_webhook_config_must_be_mounted_too() -> None:
+    args = [POLICY, "--audit-webhook-config-file=/etc/kubernetes/audit/webhook.yaml"]
+    spec, container = _pod(args, [], [])
+    assert [p.code for p in check_paths_reachable(spec, container)] == [
+        "policy-not-mounted",
+        "webhook-config-not-mounted",
+    ]
+    spec, container = _pod(
+        args,
+        [{"name": "a", "mountPath": "/etc/kubernetes/audit", "readOnly": True}],
+        [_host("a", "/etc/kubernetes/audit", "DirectoryOrCreate")],
+    )
+    assert check_paths_reachable(spec, container) == []
