@@ -182,6 +182,7 @@ class Cluster:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.get_running_loop().shutdown_default_executor()
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise ClusterError(f"node shutdown failed: {failures[0]!r}") from failures[0]

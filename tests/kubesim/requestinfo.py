@@ -71,6 +71,9 @@ class RequestRecord:
     reason: str
     request_object: dict | None
     response_object: dict | None
+    # kubectl --as: whom the authenticated `user` acted as (empty when nobody)
+    impersonated_user: str = ""
+    impersonated_groups: tuple[str, ...] = ()
 
 
 def _true(value: str | None) -> bool:

@@ -165,6 +165,8 @@ class Exchange:
     node: str | None
     audit_id: str
     received: datetime
+    # whom the request acts as: the caller, or the user it impersonates
+    acting: Caller | None = None
     decision: str = "allow"
     reason: str = ""
     request_object: dict | None = None
@@ -370,6 +372,7 @@ class ApiServer:
             if latency > 0:
                 await asyncio.sleep(latency)
             exchange.caller = self._authenticate(request)
+            exchange.acting = self._impersonation(exchange)
             self._authorize(exchange, exchange.info.verb)
             response = await self._route(exchange)
         except ApiError as err:
@@ -401,6 +404,12 @@ class ApiServer:
             verb=info.verb,
             user=exchange.caller.user,
             groups=exchange.caller.groups,
+            impersonated_user=exchange.acting.user
+            if exchange.acting and exchange.acting is not exchange.caller
+            else "",
+            impersonated_groups=exchange.acting.groups
+            if exchange.acting and exchange.acting is not exchange.caller
+            else (),
             user_agent=request.headers.get("User-Agent", ""),
             source_ip=request.remote or "",
             resource_request=info.resource_request,
@@ -470,10 +479,31 @@ class ApiServer:
             if info.resource_request
             else info.path
         )
-        allowed, reason = self.decide(exchange.caller, verb, target)
+        acting = exchange.acting or exchange.caller
+        allowed, reason = self.decide(acting, verb, target)
         exchange.decision, exchange.reason = ("allow" if allowed else "forbid"), reason
         if not allowed:
-            raise forbidden(info, exchange.caller.user, verb)
+            raise forbidden(info, acting.user, verb)
+
+    def _impersonation(self, exchange: Exchange) -> Caller:
+        """`Impersonate-User`/`-Group` headers (kubectl --as/--as-group): allowed when the
+        caller may `impersonate users`; the request then acts as that user."""
+        request, caller = exchange.request, exchange.caller
+        user = request.headers.get("Impersonate-User")
+        if not user:
+            return caller
+        allowed, _ = self.decide(caller, "impersonate", "users")
+        if not allowed:
+            exchange.decision = "forbid"
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'users "{user}" is forbidden: User "{caller.user}" cannot impersonate resource'
+                ' "users" in API group "" at the cluster scope',
+                {"name": user, "kind": "users"},
+            )
+        groups = tuple(request.headers.getall("Impersonate-Group", []))
+        return Caller(user, (*groups, "system:authenticated"))
 
     async def _route(self, exchange: Exchange) -> web.StreamResponse:
         info = exchange.info
@@ -652,7 +682,7 @@ class ApiServer:
         body = await self._body(exchange)
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
-        caller = exchange.caller
+        caller = exchange.acting or exchange.caller
         if info.resource == "selfsubjectreviews":
             return self._reply(
                 exchange, discovery.self_subject_review(caller.user, caller.groups), 201
@@ -942,7 +972,7 @@ class ApiServer:
         await self._body(exchange)  # DeleteOptions: recorded, not needed (see report)
         existing = self._existing(exchange)
         if info.resource == "namespaces" and info.name in _PROTECTED_NAMESPACES:
-            raise forbidden(info, exchange.caller.user, why="this namespace may not be deleted")
+            raise forbidden(info, "", why="this namespace may not be deleted")
         if self._dry_run(exchange):
             return self._reply(exchange, existing)
         store = self.cluster.store

@@ -135,3 +135,16 @@ def test_chunked_listing_pages_through_every_pod(kubesim: Cluster):
     paged = kubectl(kubesim, "get", "pods", "-A", "--no-headers", "--chunk-size=1").stdout
     assert paged.splitlines() == everything
     assert len(everything) == 4  # the control plane's static pods
+
+
+def test_impersonation_acts_as_the_named_user(kubesim: Cluster):
+    kubesim.forbid("list", "pods", user="alice")
+    assert "Username    alice" in kubectl(kubesim, "auth", "whoami", "--as=alice").stdout
+    denied = kubectl(kubesim, "get", "pods", "--as=alice", "-n", "kube-system", check=False)
+    assert 'User "alice" cannot list resource "pods"' in denied.stderr
+    kubesim.forbid("impersonate", "users", user="kubernetes-admin")
+    refused = kubectl(kubesim, "get", "pods", "--as=alice", check=False)
+    assert (
+        'users "alice" is forbidden: User "kubernetes-admin" cannot impersonate resource "users"'
+        ' in API group "" at the cluster scope' in refused.stderr
+    )
