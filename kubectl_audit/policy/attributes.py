@@ -428,27 +428,37 @@ def from_event(event: Mapping[str, Any]) -> RequestAttributes:
     `user` is the authenticated user (the policy runs before impersonation); an event
     without a username is a failed authentication and carries no user information. A
     request with an `objectRef` is a resource request, one without is non-resource.
+    Fields of the wrong JSON type (hand-edited or truncated logs) count as absent.
     """
-    user = event.get("user") or {}
-    username = user.get("username") or ""
-    info = UserInfo(username, tuple(user.get("groups") or ())) if username else None
-    path = (event.get("requestURI") or "").partition("?")[0]
-    ref = event.get("objectRef")
+    user = _mapping(event.get("user"))
+    username = _text(user.get("username"))
+    groups = user.get("groups")
+    group_names = tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else ()
+    info = UserInfo(username, group_names) if username else None
+    verb = _text(event.get("verb"))
+    path = _text(event.get("requestURI")).partition("?")[0]
+    ref = _mapping(event.get("objectRef"))
     if not ref:
-        return RequestAttributes(
-            verb=event.get("verb") or "", user=info, resource_request=False, path=path
-        )
+        return RequestAttributes(verb=verb, user=info, resource_request=False, path=path)
     return RequestAttributes(
-        verb=event.get("verb") or "",
+        verb=verb,
         user=info,
         resource_request=True,
-        namespace=ref.get("namespace") or "",
-        api_group=ref.get("apiGroup") or "",
-        resource=ref.get("resource") or "",
-        subresource=ref.get("subresource") or "",
-        name=ref.get("name") or "",
+        namespace=_text(ref.get("namespace")),
+        api_group=_text(ref.get("apiGroup")),
+        resource=_text(ref.get("resource")),
+        subresource=_text(ref.get("subresource")),
+        name=_text(ref.get("name")),
         path=path,
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 __all__ = [

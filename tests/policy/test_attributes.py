@@ -251,3 +251,28 @@ def test_every_real_event_converts() -> None:
             assert attrs.resource_request == bool(event.get("objectRef"))
             count += 1
     assert count > 1000
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"kind": 0},
+        {"verb": 3, "user": "alice", "objectRef": []},
+        {"verb": "get", "user": {"username": None, "groups": "x"}, "requestURI": None},
+        {"verb": "get", "objectRef": {"resource": 1, "namespace": ["a"]}},
+    ],
+)
+def test_hand_edited_events_do_not_crash(event: dict[str, object]) -> None:
+    attrs = from_event(event)
+    assert attrs.user is None
+    assert isinstance(attrs.verb, str) and isinstance(attrs.resource, str)
+
+
+def test_falco_fixtures_convert() -> None:
+    # Falco's hand-edited fixtures: some lack apiVersion, one is `{"kind": 0}`.
+    converted = 0
+    for path in sorted((LOGS / "falco-k8s-audit").glob("*.json")):
+        for event in _events(path):
+            from_event(event)
+            converted += 1
+    assert converted >= 50
