@@ -99,18 +99,25 @@ class CrictlUsageError(Exception):
 
 
 def _ago(moment: datetime, now: datetime) -> str:
+    """Docker's units.HumanDuration + " ago", as crictl prints CREATED."""
     seconds = max(0, int((now - moment).total_seconds()))
     if seconds < 1:
         return "Less than a second ago"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return (
-                f"{count} {unit}{'s' if count > 1 else ''} ago"
-                if count > 1
-                else f"About a{'n' if unit == 'hour' else ''} {unit} ago"
-            )
-    return f"{seconds} seconds ago" if seconds > 1 else "1 second ago"
+    if seconds == 1:
+        return "1 second ago"
+    if seconds < 60:
+        return f"{seconds} seconds ago"
+    minutes = seconds // 60
+    if minutes == 1:
+        return "About a minute ago"
+    if minutes < 60:
+        return f"{minutes} minutes ago"
+    hours = round(seconds / 3600)
+    if hours == 1:
+        return "About an hour ago"
+    if hours < 48:
+        return f"{hours} hours ago"
+    return f"{hours // 24} days ago"
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:

@@ -604,7 +604,7 @@ class Kubelet:
         self._republish = False
         self.debug: dict[tuple[str, str], Any] = {}
         self.restarts = 0
-        self.ticks = 0  # sync passes so far (tests wait on it instead of sleeping)
+        self.ticks = 0  # loop passes so far (tests wait on it instead of sleeping)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -641,12 +641,12 @@ class Kubelet:
         tick = 0
         while True:
             await asyncio.sleep(max(float(self._knob("kubelet_period", 0.05)), 0.005))
+            self.ticks += 1
             if self.is_broken:
                 continue
             if self.delay:
                 await asyncio.sleep(self.delay)
             tick += 1
-            self.ticks = tick
             try:
                 restart, self._restart_requested = self._restart_requested, False
                 if restart:

@@ -13,7 +13,6 @@ which talk to this node's kubelet endpoint on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from pathlib import Path
@@ -31,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TESTDATA_MANIFEST = "apiserver-manifests/kind-v1.32.2-austintalbot-before-audit.yaml"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+UNREACHABLE = "node.kubernetes.io/unreachable"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 ETCD_IMAGE = "registry.k8s.io/etcd:3.5.21-0"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.0"
@@ -352,21 +352,6 @@ def seed_root(
 # ---------------------------------------------------------------- the kubelet endpoint
 
 
-def decode_argv(body: bytes, content_type: str = "") -> list[str]:
-    """The stand-ins' request body: a JSON list, or one argument per line."""
-    text = body.decode("utf-8", errors="surrogateescape")
-    if "json" in content_type or text.lstrip().startswith("["):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if isinstance(value, list):
-            return [str(v) for v in value]
-    if "\0" in text:
-        return [part for part in text.split("\0") if part != ""]
-    return text.splitlines()
-
-
 class SimNode:
     def __init__(
         self, cluster: Any, name: str, *, control_plane: bool, root: Path, ip: str | None = None
@@ -536,9 +521,12 @@ class SimNode:
         self.kubelet_url = f"http://127.0.0.1:{port}"
 
     async def _reply(self, request: web.Request, run: Any) -> web.Response:
-        from tests.kubesim.standins import encode_reply
+        from tests.kubesim.standins import decode_args, encode_reply
 
-        argv = decode_argv(await request.read(), request.content_type)
+        try:
+            argv = decode_args(await request.read())
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
         if self.kubelet.is_broken and run is self.kubelet.run_crictl:
             code, out, err = (
                 1,
@@ -602,7 +590,33 @@ class SimNode:
             worker.release()
 
     def set_kubelet_broken(self, broken: bool) -> None:
+        """A dead kubelet stops posting status: the node lifecycle controller marks the node
+        Unknown and taints it unreachable (NoSchedule + NoExecute); both go when it is back."""
         self.kubelet.broken = broken
+        store = self.cluster.store
+        node = store.get("nodes", None, self.name)
+        if node is None:
+            return
+        fresh = self.node_object()
+        taints = [
+            t for t in node.get("spec", {}).get("taints") or [] if t.get("key") != UNREACHABLE
+        ]
+        conditions = fresh["status"]["conditions"]
+        if broken:
+            taints += [
+                {"key": UNREACHABLE, "effect": effect} for effect in ("NoSchedule", "NoExecute")
+            ]
+            for condition in conditions:
+                condition.update(
+                    status="Unknown",
+                    reason="NodeStatusUnknown",
+                    message="Kubelet stopped posting node status.",
+                )
+        node.setdefault("spec", {})["taints"] = taints
+        if not taints:
+            node["spec"].pop("taints")
+        node.setdefault("status", {})["conditions"] = conditions
+        store.update("nodes", node)
 
     def set_kubelet_delay(self, seconds: float) -> None:
         self.kubelet.delay = max(float(seconds), 0.0)

@@ -433,8 +433,7 @@ class PodRunner:
                         last=last,
                     )
                 )
-                code = await self.sandbox.wait()
-                self._collect_logs()
+                code = await self._wait_collecting_logs()
                 reason = "Completed" if code == 0 else "Error"
                 self.record.exit(now(), code, reason)
                 terminated = {
@@ -474,14 +473,38 @@ class PodRunner:
                 max(float(getattr(node.cluster.knobs, "kubelet_period", 0.05)), 0.01) * 4
             )
 
+    async def _wait_collecting_logs(self) -> int:
+        """Wait for the main process, copying its output to the CRI log as it comes (so
+        ``kubectl logs`` and ``crictl logs`` see a running pod's output)."""
+        assert self.sandbox is not None
+        self._log_offset = 0
+        waiter = asyncio.ensure_future(self.sandbox.wait())
+        period = max(float(getattr(self.kubelet.node.cluster.knobs, "kubelet_period", 0.05)), 0.01)
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=period * 2)
+                self._collect_logs()
+                if done:
+                    return waiter.result()
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
     def _collect_logs(self) -> None:
-        """The main process's output (the sandbox's container log) for ``crictl logs``."""
+        """New complete lines of the sandbox's container log since the last look."""
         if self.sandbox is None or self.record is None:
             return
         path = getattr(self.sandbox, "log_path", None)
         if path is None or not Path(path).exists():
             return
-        for text in Path(path).read_text(errors="replace").splitlines():
+        with Path(path).open("rb") as handle:
+            handle.seek(self._log_offset)
+            chunk = handle.read()
+        complete = chunk.rfind(b"\n") + 1
+        if self.sandbox.running:
+            chunk = chunk[:complete]
+        self._log_offset += len(chunk)
+        for text in chunk.decode(errors="replace").splitlines():
             line = cri.LogLine(now(), "stdout", text)
             self.record.log.append(line)
             cri.write_pod_log(self.kubelet.node.root, self.record, line)

@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 import kubernetes
-import pytest
 import yaml
 
 from tests.kubesim.cluster import Cluster
 from tests.kubesim.kubelet import MANIFESTS, config_hash
+from tests.kubesim.node import UNREACHABLE
 
 CP = "kubesim-control-plane"
 WORKER = "kubesim-worker"
@@ -97,23 +97,27 @@ def mirror_hash(cluster: Cluster, node: str = CP) -> str:
     return "" if pod is None else pod["metadata"]["annotations"]["kubernetes.io/config.hash"]
 
 
-def crictl(cluster: Cluster, *args: str, node: str = CP) -> subprocess.CompletedProcess[str]:
-    """`crictl` as an admin runs it on the node: the stand-in inside the node root."""
+def _on_node(cluster: Cluster, tool: str, path: str, args: tuple[str, ...], node: str):
+    """`<tool> args` as an admin runs it on the node: the stand-in inside the node root.
+    Where the stand-ins are not installed, the kubelet answers directly (same semantics,
+    without the transport)."""
     root = cluster.node_root(node)
-    if not (root / "usr/local/bin/crictl").exists():
-        pytest.skip("the crictl stand-in (tests/kubesim/standins.py) is not installed")
-    return subprocess.run(
-        ["chroot", str(root), "crictl", *args], capture_output=True, text=True, timeout=20
-    )
+    if (root / path).exists():
+        return subprocess.run(
+            ["chroot", str(root), tool, *args], capture_output=True, text=True, timeout=20
+        )
+    kubelet = cluster.nodes[node].kubelet
+    run = kubelet.run_crictl if tool == "crictl" else kubelet.run_systemctl
+    code, out, err = cluster.call(run, list(args))
+    return subprocess.CompletedProcess([tool, *args], code, out.decode(), err.decode())
+
+
+def crictl(cluster: Cluster, *args: str, node: str = CP) -> subprocess.CompletedProcess[str]:
+    return _on_node(cluster, "crictl", "usr/local/bin/crictl", args, node)
 
 
 def systemctl(cluster: Cluster, *args: str, node: str = CP) -> subprocess.CompletedProcess[str]:
-    root = cluster.node_root(node)
-    if not (root / "usr/bin/systemctl").exists():
-        pytest.skip("the systemctl stand-in (tests/kubesim/standins.py) is not installed")
-    return subprocess.run(
-        ["chroot", str(root), "systemctl", *args], capture_output=True, text=True, timeout=20
-    )
+    return _on_node(cluster, "systemctl", "usr/bin/systemctl", args, node)
 
 
 def test_mirror_pods_look_like_the_kubelets(kubesim: Cluster) -> None:
@@ -277,6 +281,29 @@ def test_kubelet_that_needs_a_restart_notices_the_edit_after_systemctl_restart(
     assert systemctl(kubesim, "is-active", "kubelet").stdout == "active\n"
 
 
+def test_broken_kubelet_marks_the_node_unknown_and_ignores_edits(kubesim: Cluster) -> None:
+    kubesim.break_kubelet(CP)
+    node = core(kubesim).read_node(CP)
+    assert next(c for c in node.status.conditions if c.type == "Ready").status == "Unknown"
+    assert {(t.key, t.effect) for t in node.spec.taints} >= {(UNREACHABLE, "NoExecute")}
+    inactive = systemctl(kubesim, "is-active", "kubelet")
+    assert (inactive.returncode, inactive.stdout) == (3, "failed\n")
+    before = mirror_hash(kubesim)
+    pod = read_manifest(kubesim)
+    pod["spec"]["containers"][0]["command"].append("--v=5")
+    write_manifest(kubesim, pod)
+    kubelet = kubesim.nodes[CP].kubelet
+    ticks = kubesim.call(lambda: kubelet.ticks)
+    kubesim.wait_for(lambda: kubesim.call(lambda: kubelet.ticks) > ticks + 12, 10, "ticks")
+    assert mirror_hash(kubesim) == before
+    kubesim.break_kubelet(CP, False)
+    kubesim.wait_for(lambda: mirror_hash(kubesim) not in ("", before), 10, "the edit noticed")
+    kubesim.wait_for(kubesim.api_up, 10, "the restarted apiserver")
+    node = core(kubesim).read_node(CP)
+    assert next(c for c in node.status.conditions if c.type == "Ready").status == "True"
+    assert all(t.key != UNREACHABLE for t in node.spec.taints or [])
+
+
 def test_ha_cluster_keeps_serving_and_shows_the_broken_node(kubesim_ha: Cluster) -> None:
     node = kubesim_ha.control_plane_nodes[1]
     pod = read_manifest(kubesim_ha, node)
@@ -380,6 +407,19 @@ def test_deleting_a_debug_pod_kills_it(kubesim: Cluster) -> None:
     sandbox = kubesim.call(node.sandbox_for, "default", "sleeper")
     api.delete_namespaced_pod("sleeper", "default")
     kubesim.wait_for(lambda: not sandbox.running, 10, "the pod's processes to die")
+
+
+def test_running_debug_pod_output_reaches_crictl_logs(kubesim: Cluster) -> None:
+    command = ["sh", "-c", "echo hello from the pod; sleep 300"]
+    core(kubesim).create_namespaced_pod("default", debug_pod("talker", "busybox", command))
+    kubesim.wait_for(lambda: pod_status(kubesim, "talker").get("phase") == "Running", 10, "Running")
+    ids = crictl(kubesim, "ps", "--name", "debugger", "-q", node=WORKER).stdout.split()
+    assert len(ids) == 1 and len(ids[0]) == 64
+
+    def said_hello() -> bool:
+        return crictl(kubesim, "logs", ids[0], node=WORKER).stdout == "hello from the pod\n"
+
+    kubesim.wait_for(said_hello, 10, "the pod's output")
 
 
 def test_noexecute_taint_rejects_an_intolerant_pod(kubesim: Cluster) -> None:
