@@ -16,8 +16,10 @@ inside a `chroot`:
 Propagation is private, so nothing mounted here ever shows in the host's mount table; the
 mounts vanish with the namespace when its last process exits.
 
-`exec` enters the same namespaces (`nsenter --mount --pid --root --wd`), so it sees the
-same mounts and runs as a child of the pod's PID namespace. Killing PID 1 makes the kernel
+`exec` enters the same namespaces (`nsenter --mount --pid`) and chroots into the pod's root
+as seen from inside them, so it sees the same mounts and runs in the pod's PID namespace.
+(Not `nsenter --root`: PID 1 reports ready just before its own chroot, so its root may
+still be the host's for a moment.) Killing PID 1 makes the kernel
 kill every process of the namespace, `setsid`/`nohup` ones included: that is what makes a
 detached process outlive its exec stream but not its pod, as with a real container's
 cgroup. Every process we start is also tied to our thread with PR_SET_PDEATHSIG
@@ -41,11 +43,28 @@ from pathlib import Path, PurePosixPath
 from tests.kubesim.userland import install_busybox
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"  # util-linux
+CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
-# Runs as PID 1 of the new namespaces, with the host's binaries, before the chroot.
-# Positional arguments: rootfs, log file, mount count, then per mount
+# `unshare --pid` without --fork: the first process this shell forks becomes PID 1 of the
+# new PID namespace, so it forks PID 1 before anything else. It is this shell's child, so
+# `wait` gets PID 1's true status (util-linux 2.38's `unshare --fork` turns a child killed by
+# SIGKILL into exit status 1). PID 1 is tied to this shell by PR_SET_PDEATHSIG.
+# Arguments: util-linux setpriv's path (busybox sh would run its own applet of that name,
+# which lacks --pdeathsig), the PID 1 script, then the PID 1 script's arguments.
+_POD_PARENT = r"""
+setpriv=$1; pid1=$2; shift 2
+"$setpriv" --pdeathsig SIGKILL /bin/busybox sh -c "$pid1" pod-init "$@" &
+echo "pid $!"
+exec >/dev/null
+wait $!
+"""
+
+# Runs as PID 1 of the new namespaces, with the host's binaries, before the chroot; its
+# helpers (mount, mknod...) run as its children inside the new PID namespace, so /proc is
+# the pod's. Arguments: rootfs, log file, mount count, then per mount
 # (source, target, "ro"|"rw", "root"|"-"), then the container's argv.
 _POD_INIT = r"""
 set -e
@@ -74,9 +93,7 @@ while [ "$n" -gt 0 ]; do
     if [ "$mode" = ro ]; then mount -o remount,bind,ro "$dst"; fi
     n=$((n - 1))
 done
-# /proc here is still the host's proc, where /proc/self names us by our host PID.
-cd -P /proc/self
-echo "${PWD##*/}"
+echo ready
 cd /
 exec chroot "$root" "$@" >>"$log" 2>&1 </dev/null
 """
@@ -145,6 +162,16 @@ class PodSandbox:
             if not mount.source.exists():
                 raise SandboxError(f"mount source {mount.source} for {mount.target} does not exist")
         await asyncio.to_thread(self._prepare_rootfs)
+        try:
+            await self._start_init(argv)
+        except BaseException:
+            # Also on cancellation (pod deleted while starting): no process, no directory left.
+            self._kill_now()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self._removed = True
+            raise
+
+    async def _start_init(self, argv: Sequence[str]) -> None:
         self._check_executable(argv[0])
         mount_args: list[str] = []
         for mount in self.mounts:
@@ -156,27 +183,39 @@ class PodSandbox:
                 "root" if (source / "dev").is_dir() and (source / "proc").is_dir() else "-",
             ]
         self._init = await asyncio.create_subprocess_exec(
-            "setpriv", "--pdeathsig", "SIGKILL",
-            "unshare", "--fork", "--pid", "--mount", "--propagation", "private",
-            "--kill-child=SIGKILL",
-            "/bin/busybox", "sh", "-c", _POD_INIT, "pod-init",
+            SETPRIV, "--pdeathsig", "SIGKILL",
+            "unshare", "--pid", "--mount", "--propagation", "private",
+            "/bin/busybox", "sh", "-c", _POD_PARENT, "pod-parent", SETPRIV, _POD_INIT,
             str(self.rootfs), str(self.log_path), str(len(self.mounts)), *mount_args, *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**self.env, "PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}"},
         )  # fmt: skip
-        assert self._init.stdout is not None and self._init.stderr is not None
         try:
-            line = await asyncio.wait_for(self._init.stdout.readline(), START_TIMEOUT)
+            self._init_pid = await asyncio.wait_for(self._read_ready(), START_TIMEOUT)
         except asyncio.TimeoutError:
             await self._kill_and_reap()
             raise SandboxError(f"pod {self.name}: sandbox setup timed out") from None
-        if not line.strip().isdigit():
+        if self._init_pid is None:
             await self._kill_and_reap()
+            assert self._init.stderr is not None
             err = (await self._init.stderr.read()).decode(errors="replace").strip()
             raise SandboxError(f"pod {self.name}: sandbox setup failed: {err or 'no output'}")
-        self._init_pid = int(line)
+
+    async def _read_ready(self) -> int | None:
+        """PID 1's host PID once it is set up and about to run the command; None if it failed."""
+        assert self._init is not None and self._init.stdout is not None
+        pid, ready = None, False
+        while pid is None or not ready:
+            line = await self._init.stdout.readline()
+            if not line:
+                return None
+            if line.startswith(b"pid "):
+                pid = int(line.split()[1])
+            elif line.strip() == b"ready":
+                ready = True
+        return pid
 
     async def wait(self) -> int:
         """The main process's exit code (128+N if killed by signal N)."""
@@ -206,14 +245,19 @@ class PodSandbox:
             await asyncio.to_thread(shutil.rmtree, self.dir, True)
             self._removed = True
 
-    async def _kill_and_reap(self) -> None:
-        assert self._init is not None
-        # SIGKILL to the namespace's PID 1 kills the whole namespace; unshare itself (and,
-        # through --kill-child, PID 1 if we got here before knowing it) too.
+    def _kill_now(self) -> None:
+        # SIGKILL to the namespace's PID 1 kills the whole namespace; killing its parent
+        # shell kills PID 1 through PR_SET_PDEATHSIG if we do not know PID 1 yet.
+        if self._init is None or self._init.returncode is not None:
+            return
         for pid in (self._init_pid, self._init.pid):
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+    async def _kill_and_reap(self) -> None:
+        assert self._init is not None
+        self._kill_now()
         try:
             await asyncio.wait_for(self._init.wait(), STOP_TIMEOUT)
         except asyncio.TimeoutError:
@@ -238,8 +282,9 @@ class PodSandbox:
             raise SandboxError(f"pod {self.name} is not running")
         self._check_executable(argv[0] if argv else "")
         return await asyncio.create_subprocess_exec(
-            "setpriv", "--pdeathsig", "SIGKILL",
-            "nsenter", f"--target={pid}", "--mount", "--pid", "--root", "--wd", "--", *argv,
+            SETPRIV, "--pdeathsig", "SIGKILL",
+            "nsenter", f"--target={pid}", "--mount", "--pid", "--",
+            CHROOT, str(self.rootfs), *argv,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE,

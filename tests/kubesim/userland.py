@@ -42,6 +42,27 @@ _ETC_FILES = {
 }
 
 
+# Applets the busybox image has but Debian's busybox-static was built without, as sh scripts
+# doing what the applet does. nohup matters: `setsid nohup cmd &` is how one detaches.
+_SCRIPTS = {
+    "usr/bin/nohup": """#!/bin/sh
+# nohup (kubesim userland: Debian's busybox-static lacks the applet; same behaviour).
+if [ $# -eq 0 ]; then
+    echo "Usage: nohup PROG ARGS" >&2
+    exit 1
+fi
+if [ -t 0 ]; then exec </dev/null; fi
+if [ -t 1 ]; then
+    echo "nohup: appending output to nohup.out" >&2
+    exec >>nohup.out
+fi
+if [ -t 2 ]; then exec 2>&1; fi
+trap '' HUP
+exec "$@"
+""",
+}
+
+
 class UserlandError(RuntimeError):
     """The busybox userland cannot be installed (busybox missing, unwritable root)."""
 
@@ -80,6 +101,11 @@ def install_busybox(root: Path) -> None:
         binary = root / "bin" / "busybox"
         if not binary.exists():
             shutil.copy2(BUSYBOX, binary)
+        for rel, text in _SCRIPTS.items():
+            path = root / rel
+            if not path.exists() and rel not in applet_paths():
+                path.write_text(text)
+                path.chmod(0o755)
         for rel in applet_paths():
             if rel == "bin/busybox":
                 continue
