@@ -54,7 +54,7 @@ def load_cli_policy(path: str | None, preset: str | None) -> LoadedPolicy:
     else:
         assert path is not None
         source, data = path, read_policy_bytes(path)
-    result = load_policy(data)
+    result = load_policy(data, source=source)
     if result.errors or result.policy is None:
         lines = [format_finding(source, finding) for finding in result.errors]
         raise PolicyLoadError(
