@@ -258,64 +258,68 @@ class _Doc:
         self.command = yt.value(self.container, "command")
         self.args = yt.value(self.container, "args")
         container = data["spec"]["containers"][index]
-        self.argv = [str(a) for a in container.get("command") or []] + [
-            str(a) for a in container.get("args") or []
-        ]
+        for key in ("command", "args"):
+            if container.get(key) is not None and not isinstance(container[key], list):
+                raise ManifestError(f"{source}: the kube-apiserver container's {key} is not a list")
+        self.argv = container_args(container)
         self.flags = parse_command(self.argv)
         self.static_pod = StaticPod(data, index, self.flags, tuple(self._structure_problems()))
 
     # - structure -
 
     def _structure_problems(self) -> list[str]:
-        """Mistakes the kubelet rejects or silently ignores, each with its line."""
-        found = self._unsorted_structure_problems()
-        return sorted(found, key=lambda msg: int(msg.split(":")[0].split()[-1]))
+        """Mistakes the kubelet rejects or silently ignores, each with its line, in order."""
+        return [f"line {line}: {message}" for line, message in sorted(self._find_mistakes())]
 
-    def _unsorted_structure_problems(self) -> list[str]:
-        out: list[str] = []
-        volumes_node = yt.value(self.spec, "volumes")
-        mounts_node = yt.value(self.container, "volumeMounts")
+    def _find_mistakes(self) -> list[tuple[int, str]]:
+        out: list[tuple[int, str]] = []
         names: dict[str, int] = {}
-        for item in _items(volumes_node):
+        for item in _items(yt.value(self.spec, "volumes")):
             line = item.start_mark.line + 1
-            name_node = yt.value(item, "name")
             if not isinstance(item, yaml.MappingNode):
-                out.append(f"line {line}: a volume must be a mapping")
+                out.append((line, "a volume must be a mapping"))
                 continue
-            if name_node is None or yt.is_null(name_node) or not str(name_node.value):
-                out.append(f"line {line}: volume has no name (every volume needs `name:`)")
-            elif str(name_node.value) in names:
+            name = _item_name(item)
+            if not name:
+                out.append((line, "volume has no name (every volume needs `name:`)"))
+            elif name in names:
                 out.append(
-                    f"line {line}: volume name {name_node.value!r} is used twice "
-                    f"(first at line {names[str(name_node.value)]})"
+                    (line, f"volume name {name!r} is used twice (first at line {names[name]})")
                 )
             else:
-                names[str(name_node.value)] = line
-        for item in _items(mounts_node):
+                names[name] = line
+        for item in _items(yt.value(self.container, "volumeMounts")):
             line = item.start_mark.line + 1
             if not isinstance(item, yaml.MappingNode):
-                out.append(f"line {line}: a volumeMount must be a mapping")
+                out.append((line, "a volumeMount must be a mapping"))
                 continue
             for key_node, _ in item.value:
                 key = str(key_node.value)
                 if key not in _MOUNT_KEYS:
                     guess = _closest(key, _MOUNT_KEYS)
                     out.append(
-                        f"line {key_node.start_mark.line + 1}: unknown volumeMount field "
-                        f"{key!r}" + (f" (did you mean {guess!r}?)" if guess else "")
+                        (
+                            key_node.start_mark.line + 1,
+                            f"unknown volumeMount field {key!r}"
+                            + (f" (did you mean {guess!r}?)" if guess else ""),
+                        )
                     )
-            mount_name = yt.value(item, "name")
-            if mount_name is None or yt.is_null(mount_name):
-                out.append(f"line {line}: volumeMount has no name")
-            elif str(mount_name.value) not in names:
-                out.append(
-                    f"line {line}: volumeMount {mount_name.value!r} names no volume in spec.volumes"
-                )
+            name = _item_name(item)
+            if not name:
+                out.append((line, "volumeMount has no name"))
+            elif name not in names:
+                out.append((line, f"volumeMount {name!r} names no volume in spec.volumes"))
             if yt.value(item, "mountPath") is None:
-                out.append(f"line {line}: volumeMount has no mountPath")
+                out.append((line, "volumeMount has no mountPath"))
         return out
 
     def require_editable(self) -> None:
+        if _has_aliases(self.root):
+            raise ManifestError(
+                f"{self.source} uses YAML anchors and aliases (&name / *name); we do not "
+                "edit those, because a line-level change could apply in two places",
+                hint="expand the aliases by hand first",
+            )
         problems = self.static_pod.structure_problems
         if problems:
             raise ManifestError(
@@ -363,6 +367,23 @@ class _Doc:
                 "style ([...] or {...}); we only edit block style without reformatting",
                 hint=f"rewrite {what} with one `- item` per line",
             )
+
+
+def _has_aliases(root: yaml.Node) -> bool:
+    """An alias makes the composer reuse one node object in two places."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            return True
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+    return False
 
 
 def _items(node: yaml.Node | None) -> list[yaml.Node]:

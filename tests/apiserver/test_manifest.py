@@ -469,3 +469,21 @@ def test_scalars_are_written_so_both_yaml_readers_get_a_string(value: str, writt
 
     assert scalar(value) == written
     assert yaml.safe_load(f"- {written}\n") == [value]
+
+
+def test_yaml_aliases_are_refused() -> None:
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  labels: &l\n"
+        "    tier: control-plane\n  annotations: *l\nspec:\n  containers:\n"
+        "  - name: kube-apiserver\n    command:\n    - kube-apiserver\n    - --secure-port=6443\n"
+    )
+    with pytest.raises(ManifestError, match="anchors and aliases"):
+        render_enabled(text, SETTINGS)
+
+
+def test_command_that_is_not_a_list_is_a_clear_error() -> None:
+    text = (
+        "kind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    command: kube-apiserver\n"
+    )
+    with pytest.raises(ManifestError, match="command is not a list"):
+        read_manifest(text)
