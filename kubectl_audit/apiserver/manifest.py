@@ -590,6 +590,8 @@ def _apply_enable(doc: _Doc, settings: AuditSettings, plan: _Plan, take_over: bo
         created.append("volumeMounts")
     if volume_items and _insert_list_items(doc, edit, "volumes", volume_items):
         created.append("volumes")
+    if yt.get(doc.metadata, "annotations") is None:
+        created.append("annotations")
     record = Record(
         flags=tuple(name for name, _ in settings.flag_values()),
         mounts=tuple(mounts),
@@ -600,10 +602,9 @@ def _apply_enable(doc: _Doc, settings: AuditSettings, plan: _Plan, take_over: bo
     )
     annotations = [
         (POLICY_ANNOTATION, settings.policy_sha256),
-        (MANAGED_ANNOTATION, ""),  # filled below, once `created` is final
+        (MANAGED_ANNOTATION, record.to_json()),
     ]
-    if _insert_annotations(doc, edit, annotations, record, created):
-        created.append("annotations")
+    _insert_annotations(doc, edit, annotations)
     return edit.apply()
 
 
@@ -679,47 +680,25 @@ def _dash_offset(doc: _Doc) -> int:
     return 0
 
 
-def _insert_annotations(
-    doc: _Doc,
-    edit: yt.LineEdit,
-    annotations: list[tuple[str, str]],
-    record: Record,
-    created: list[str],
-) -> bool:
-    """Add our annotations; True if the `annotations:` key had to be created."""
+def _insert_annotations(doc: _Doc, edit: yt.LineEdit, values: list[tuple[str, str]]) -> None:
+    """Add our annotations, creating the `annotations:` block when there is none."""
     if not isinstance(doc.metadata, yaml.MappingNode) or not doc.metadata.value:
         raise ManifestError(f"{doc.source}: the pod has no metadata block")
     pair = yt.get(doc.metadata, "annotations")
-    creating = pair is None
-    final = Record(
-        record.flags,
-        record.mounts,
-        record.volumes,
-        (*created, "annotations") if creating else tuple(created),
-        record.saved,
-        record.take_over,
-    )
-    values = [(k, final.to_json() if k == MANAGED_ANNOTATION else v) for k, v in annotations]
     key_column = doc.metadata.value[0][0].start_mark.column
     step = _nested_step(doc)
     if pair is None:
         lines = [" " * key_column + "annotations:"]
         lines += [f"{' ' * (key_column + step)}{k}: {yt.quoted(v)}" for k, v in values]
         edit.insert(doc.metadata.value[0][0].start_mark.line, lines)
-        return True
+        return
     node = pair[1]
     doc.require_block(node, "metadata.annotations")
     if isinstance(node, yaml.MappingNode) and node.value:
-        column = node.value[0][0].start_mark.column
-        edit.insert(
-            yt.last_line(node) + 1, [f"{' ' * column}{k}: {yt.quoted(v)}" for k, v in values]
-        )
-    else:
-        column = pair[0].start_mark.column + step
-        edit.insert(
-            pair[0].start_mark.line + 1, [f"{' ' * column}{k}: {yt.quoted(v)}" for k, v in values]
-        )
-    return False
+        column, before = node.value[0][0].start_mark.column, yt.last_line(node) + 1
+    else:  # `annotations:` with nothing under it
+        column, before = pair[0].start_mark.column + step, pair[0].start_mark.line + 1
+    edit.insert(before, [f"{' ' * column}{k}: {yt.quoted(v)}" for k, v in values])
 
 
 # -- disable ---------------------------------------------------------------------------------

@@ -487,3 +487,14 @@ def test_command_that_is_not_a_list_is_a_clear_error() -> None:
     )
     with pytest.raises(ManifestError, match="command is not a list"):
         read_manifest(text)
+
+
+def test_empty_annotations_key_gets_entries_and_returns_to_empty() -> None:
+    text = (MANIFESTS / "kubeadm-v1.16.2-maxxmoney.yaml").read_text()
+    empty = text.replace("metadata:\n", "metadata:\n  annotations:\n", 1)
+    enabled = render_enabled(empty, SETTINGS)
+    assert read_manifest(enabled).policy_sha256 == SHA
+    assert render_disabled(enabled) == empty
+    flow = text.replace("metadata:\n", "metadata:\n  annotations: {}\n", 1)
+    with pytest.raises(ManifestError, match="flow style"):
+        render_enabled(flow, SETTINGS)
