@@ -17,6 +17,7 @@ The running apiserver then turns served requests into audit events (``AuditSink`
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.kubesim import auditlog, policyreader
+
+log = logging.getLogger(__name__)
 
 # Flags of pkg/server/options/audit.go (log + webhook backends) and their value types.
 _AUDIT_FLAGS: dict[str, str] = {
@@ -543,8 +546,16 @@ def record_request(sink: AuditSink, record: Any) -> list[dict[str, Any]]:
             sink.written += 1
         elif sink.writer is None:
             sink.lost += 1
-        elif sink.writer.write(data):
-            sink.written += 1
         else:
-            sink.lost += 1
+            try:
+                ok = sink.writer.write(data)
+            except OSError as exc:
+                # Blocking mode: the apiserver logs the failed write and serves on; the
+                # event is lost (e.g. the log directory was removed under it).
+                log.warning("audit log write to %s failed: %s", sink.writer.path, exc)
+                ok = False
+            if ok:
+                sink.written += 1
+            else:
+                sink.lost += 1
     return events

@@ -188,6 +188,13 @@ def test_forgotten_volume_mount_takes_the_api_down_and_crictl_says_why(kubesim: 
         c for c in json.loads(listing.stdout)["containers"] if c["state"] == "CONTAINER_EXITED"
     ]
     assert exited
+    inspected = json.loads(crictl(kubesim, "inspect", exited[0]["id"]).stdout)["status"]
+    assert (inspected["state"], inspected["exitCode"], inspected["reason"]) == (
+        "CONTAINER_EXITED",
+        1,
+        "Error",
+    )
+    assert inspected["startedAt"] <= inspected["finishedAt"]
     logs = crictl(kubesim, "logs", "--tail", "1", exited[0]["id"][:13])
     assert logs.returncode == 0
     assert (
@@ -203,6 +210,18 @@ def test_forgotten_volume_mount_takes_the_api_down_and_crictl_says_why(kubesim: 
 
     write_manifest(kubesim, original)  # the rollback brings it back
     kubesim.wait_for(kubesim.api_up, 15, "the API back after the rollback")
+
+
+def test_stop_and_start_apiserver_fault(kubesim: Cluster) -> None:
+    kubesim.stop_apiserver(CP)
+    assert not kubesim.api_up()
+    table = crictl(kubesim, "ps", "-a", "--name", "apiserver").stdout
+    assert "Exited" in table and "kube-apiserver" in table
+    kubesim.start_apiserver(CP)
+    kubesim.wait_for(kubesim.api_up, 10, "the apiserver back")
+    status = core(kubesim).read_namespaced_pod(f"kube-apiserver-{CP}", "kube-system").status
+    assert status.container_statuses[0].restart_count == 1
+    assert status.container_statuses[0].last_state.terminated.exit_code == 137
 
 
 def test_audit_events_are_written_to_the_mounted_log_and_rotated(kubesim: Cluster) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import TESTDATA
 from tests.kubesim.kubelet import MANIFESTS, ManifestSource, config_hash, decode_manifest
 from tests.kubesim.node import seed_root
 
@@ -102,6 +104,19 @@ def test_an_invalid_manifest_removes_its_pod(source: ManifestSource) -> None:
     source.relist()
     assert APISERVER not in source.pods
     assert "volumeMounts[2].name: Not found" in source.errors[f"{MANIFESTS}/kube-apiserver.yaml"]
+
+
+def test_real_hand_edited_manifest_with_a_nameless_volume_is_rejected(
+    source: ManifestSource,
+) -> None:
+    # Provenance: mstelles/cks files/kube-apiserver.yaml @e571cb9b (see PROVENANCE.md there).
+    real = TESTDATA / "apiserver-manifests/kubeadm-v1.21.0-mstelles-edited-malformed-volume.yaml"
+    shutil.copy(real, manifests(source) / "kube-apiserver.yaml")
+    source.relist()
+    assert APISERVER not in source.pods
+    assert source.errors[f"{MANIFESTS}/kube-apiserver.yaml"] == (
+        "invalid pod: spec.volumes[0].name: Required value"
+    )
 
 
 def test_removing_a_file_removes_its_pod(source: ManifestSource) -> None:
