@@ -380,6 +380,13 @@ class ApiServer:
             response = _json_response(err.status(), err.code, exchange.audit_id)
         except web.HTTPException as redirect:
             response = redirect
+        except Exception as exc:
+            # A simulator bug: answer like the apiserver does for a panic in a handler, and
+            # keep the traceback in the log where pytest shows it.
+            log.exception("kubesim: %s %s failed", request.method, request.path_qs)
+            err = ApiError(500, "InternalError", f"Internal error occurred: {exc!r}")
+            exchange.response_object = err.status()
+            response = _json_response(err.status(), err.code, exchange.audit_id)
         except asyncio.CancelledError:
             # The serving apiserver went away mid-request: the connection is already
             # aborted; the request still counts as served until then.
