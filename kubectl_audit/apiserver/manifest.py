@@ -861,12 +861,14 @@ def _check_disabled(new_text: str, record: Record) -> None:
 def _without_audit(pod: Mapping[str, Any], volume_names: set[str]) -> Any:
     """The pod minus everything enable may add, replace or remove: what must not change."""
     data = copy.deepcopy(dict(pod))
-    annotations = (data.get("metadata") or {}).get("annotations")
-    if isinstance(annotations, dict):
-        for key in OUR_ANNOTATIONS:
-            annotations.pop(key, None)
-        if not annotations:
-            data["metadata"].pop("annotations")
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict):
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, dict):
+            for key in OUR_ANNOTATIONS:
+                annotations.pop(key, None)
+        if "annotations" in metadata and not metadata["annotations"]:
+            metadata.pop("annotations")  # absent, null and {} mean the same
     spec = data.get("spec") or {}
     for container in spec.get("containers") or []:
         for key in ("command", "args"):
