@@ -874,17 +874,17 @@ def _without_audit(pod: Mapping[str, Any], volume_names: set[str]) -> Any:
         for key in ("command", "args"):
             if isinstance(container.get(key), list):
                 container[key] = _drop_owned_flags([str(a) for a in container[key]])
-        if isinstance(container.get("volumeMounts"), list):
-            container["volumeMounts"] = [
-                m for m in container["volumeMounts"] if m.get("name") not in volume_names
-            ]
-            if not container["volumeMounts"]:
-                container.pop("volumeMounts")
-    if isinstance(spec.get("volumes"), list):
-        spec["volumes"] = [v for v in spec["volumes"] if v.get("name") not in volume_names]
-        if not spec["volumes"]:
-            spec.pop("volumes")
+        _drop_named(container, "volumeMounts", volume_names)
+    _drop_named(spec, "volumes", volume_names)
     return data
+
+
+def _drop_named(parent: dict[str, Any], key: str, names: set[str]) -> None:
+    items = parent.get(key)
+    if isinstance(items, list):
+        parent[key] = [i for i in items if not isinstance(i, dict) or i.get("name") not in names]
+    if key in parent and not parent[key]:
+        parent.pop(key)  # absent, null and [] mean the same
 
 
 def _drop_owned_flags(argv: list[str]) -> list[str]:

@@ -498,3 +498,15 @@ def test_empty_annotations_key_gets_entries_and_returns_to_empty() -> None:
     flow = text.replace("metadata:\n", "metadata:\n  annotations: {}\n", 1)
     with pytest.raises(ManifestError, match="flow style"):
         render_enabled(flow, SETTINGS)
+
+
+def test_empty_volume_lists_get_items_and_return_to_empty() -> None:
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n"
+        "  - command:\n    - kube-apiserver\n    - --secure-port=6443\n    name: kube-apiserver\n"
+        "    volumeMounts:\n  hostNetwork: true\n  volumes:\nstatus: {}\n"
+    )
+    enabled = render_enabled(text, SETTINGS)
+    assert all(line.startswith("+") for line in diff_lines(text, enabled))
+    assert len(read_manifest(enabled).volumes) == 2
+    assert render_disabled(enabled) == text
