@@ -398,6 +398,42 @@ def _read_policy(path: str, mounts: list[Mounted], root: Path) -> policyreader.P
     return policyreader.load_policy_file(data, path, error)
 
 
+# Flags naming files the apiserver reads at startup, and how its error starts when the file
+# is not there (the serving cert/key and CA loaders report the bare open error).
+_FILE_FLAGS: dict[str, str] = {
+    "tls-cert-file": "",
+    "tls-private-key-file": "",
+    "client-ca-file": "",
+    "requestheader-client-ca-file": "",
+    "service-account-key-file": "",
+    "service-account-signing-key-file": "",
+    "etcd-cafile": "",
+    "etcd-certfile": "",
+    "etcd-keyfile": "",
+    "kubelet-client-certificate": "",
+    "kubelet-client-key": "",
+    "proxy-client-cert-file": "",
+    "proxy-client-key-file": "",
+    "encryption-provider-config": "error while parsing file: error reading encryption provider "
+    'configuration file "{path}": ',
+    "admission-control-config-file": "failed to read plugin config: ",
+    "audit-webhook-config-file": "initializing audit webhook: ",
+    "tracing-config-file": "failed to read tracing config file: ",
+}
+
+
+def _check_file_flags(flags: dict[str, str], mounts: list[Mounted], root: Path) -> None:
+    """Every file flag must name a file the container can see through a hostPath mount."""
+    for name, prefix in _FILE_FLAGS.items():
+        path = flags.get(name)
+        if not path:
+            continue
+        resolved = host_path_for(path, mounts)
+        if resolved is None or not on_node(root, resolved[0]).exists():
+            error = f"open {path}: no such file or directory"
+            raise ApiserverWontStart(prefix.format(path=path) + error, [])
+
+
 def _ensure_log_file(path: str, mounts: list[Mounted], root: Path) -> Path | None:
     """ensureLogFile: MkdirAll(dir, 0700) + open(path, O_CREATE|O_APPEND, 0600)."""
     resolved = host_path_for(path, mounts)
@@ -417,6 +453,12 @@ def _ensure_log_file(path: str, mounts: list[Mounted], root: Path) -> Path | Non
     return target
 
 
+def _log_is_its_own_mount(path: str, mounts: list[Mounted]) -> bool:
+    """A log mounted as a single file cannot be renamed inside the container (EBUSY)."""
+    resolved = host_path_for(path, mounts)
+    return resolved is not None and resolved[1].mount_path == path.rstrip("/")
+
+
 def try_start(
     pod: dict,
     root: Path,
@@ -433,37 +475,38 @@ def try_start(
     version = image_version(image)
     tag = image.rpartition(":")[2] if ":" in image else "v1.36.0"
     flags, _ = parse_flags(argv[1:])
-    log: list[str] = []
+    lines: list[str] = []
     try:
         _flag_errors(flags)
     except ApiserverWontStart as exc:
         raise ApiserverWontStart(str(exc), [f"Error: {exc}"]) from None
-    log.append(
+    lines.append(
         klog_line("I", "options.go:228", f"external host was not specified, using {node_ip}")
     )
     errors = validate_log_options(flags)
     if errors:
         message = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-        raise ApiserverWontStart(message, [*log, command_failed(message)])
-    log.append(klog_line("I", "server.go:143", f"Version: {tag}"))
-    log.append(
+        raise ApiserverWontStart(message, [*lines, command_failed(message)])
+    lines.append(klog_line("I", "server.go:143", f"Version: {tag}"))
+    lines.append(
         klog_line("I", "server.go:145", '"Golang settings" GOGC="" GOMAXPROCS="" GOTRACEBACK=""')
     )
     mounts = resolve_mounts(pod, container)
     policy = None
     try:
+        _check_file_flags(flags, mounts, root)
         if flags.get("audit-policy-file"):
             policy = _read_policy(flags["audit-policy-file"], mounts, root)
-            log.extend(klog_line("W", "reader.go:82", w) for w in policy.warnings)
+            lines.extend(klog_line("W", "reader.go:82", w) for w in policy.warnings)
         log_path = flags.get("audit-log-path", "")
         node_file = None
         if log_path and log_path != "-":
             node_file = _ensure_log_file(log_path, mounts, root)
     except policyreader.PolicyLoadError as exc:
         message = f"loading audit policy file: {exc}"
-        raise ApiserverWontStart(message, [*log, command_failed(message)]) from None
+        raise ApiserverWontStart(message, [*lines, command_failed(message)]) from None
     except ApiserverWontStart as exc:
-        raise ApiserverWontStart(str(exc), [*log, command_failed(str(exc))]) from None
+        raise ApiserverWontStart(str(exc), [*lines, command_failed(str(exc))]) from None
     sink = AuditSink(
         policy=policy,
         log_path=log_path,
@@ -474,16 +517,18 @@ def try_start(
         sink.writer = auditlog.LumberjackWriter(
             node_file, rotation_config(flags, version, bytes_per_mb), clock
         )
+        sink.writer.rename_blocked = _log_is_its_own_mount(log_path, mounts)
     if log_path and policy is None:
-        log.append(
+        lines.append(
             klog_line(
                 "I",
                 "audit.go:434",
                 "No audit policy file provided, no events will be recorded for log backend",
             )
         )
-    log.append(klog_line("I", "secure_serving.go:213", "Serving securely on [::]:6443"))
-    return Started(sink=sink, log=log, version=tag)
+    port = flags.get("secure-port", "6443")
+    lines.append(klog_line("I", "secure_serving.go:213", f"Serving securely on [::]:{port}"))
+    return Started(sink=sink, log=lines, version=tag)
 
 
 # ---------------------------------------------------------------- serving

@@ -184,6 +184,10 @@ class LumberjackWriter:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._opened = False
         self.dropped = 0
+        # Set when the file is a bind-mount point: rename(2) fails with EBUSY, so every
+        # rotation fails and, once the file is full, every event is lost (field notes:
+        # kubernetes/website#27126 "can't rename log file ... device or resource busy").
+        self.rename_blocked = False
 
     def write(self, data: bytes) -> bool:
         """False when the write is refused (longer than the whole limit), like lumberjack."""
@@ -196,6 +200,9 @@ class LumberjackWriter:
             (not self._opened and size + len(data) >= limit)
             or (self._opened and size + len(data) > limit)
         ):
+            if self.rename_blocked:
+                self.dropped += 1
+                return False
             self.rotate()
         elif not self._opened and limit:
             self._cleanup()

@@ -178,3 +178,43 @@ def test_older_apiserver_keeps_rotating_at_maxsize_zero(root: Path) -> None:
     config = apiserver.rotation_config({"audit-log-maxsize": "0"}, (1, 32), 1024)
     assert config.max_bytes == 100 * 1024 and config.max_backups == 0
     assert apiserver.rotation_config({"audit-log-maxsize": "0"}, (1, 36), 1024).max_bytes == 0
+
+
+def test_missing_serving_certificate_mount_fails(root: Path) -> None:
+    pod = manifest(root)
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    pod["spec"]["containers"][0]["volumeMounts"] = [m for m in mounts if m["name"] != "k8s-certs"]
+    assert str(failure(root, pod)) == (
+        "open /etc/kubernetes/pki/apiserver.crt: no such file or directory"
+    )
+
+
+def test_log_mounted_as_a_single_file_cannot_rotate(root: Path) -> None:
+    write_policy(root)
+    pod = with_audit(manifest(root), *FLAGS, "--audit-log-maxsize=1")
+    log_file = "/var/log/kubernetes/audit/audit.log"
+    pod["spec"]["containers"][0]["volumeMounts"][-1]["mountPath"] = log_file
+    pod["spec"]["volumes"][-1]["hostPath"] = {"path": log_file, "type": "FileOrCreate"}
+    (root / "var/log/kubernetes/audit").mkdir(parents=True)
+    sink = start(root, pod).sink
+    assert sink.writer is not None and sink.writer.rename_blocked
+    assert sink.writer.write(b"x" * 1000)
+    assert not sink.writer.write(b"y" * 100)  # full, and the rename fails: the event is lost
+    assert (root / log_file.lstrip("/")).stat().st_size == 1000
+
+
+def test_stdout_log_goes_to_the_container_log(root: Path) -> None:
+    write_policy(root)
+    pod = with_audit(manifest(root), FLAGS[0], "--audit-log-path=-", "--audit-log-format=legacy")
+    sink = start(root, pod).sink
+    assert sink.enabled and sink.writer is None
+    from tests.kubesim.tests.test_node_auditlog import record
+
+    apiserver.record_request(sink, record())
+    assert len(sink.to_stdout) == 2  # RequestReceived + ResponseComplete at Metadata
+    assert sink.to_stdout[1].endswith(
+        'stage="ResponseComplete" ip="127.0.0.1" method="create" user="kubernetes-admin" '
+        'groups="\\"kubeadm:cluster-admins\\",\\"system:authenticated\\"" as="<self>" '
+        'asgroups="<lookup>" user-agent="kubectl/v1.36.0 (linux/amd64) kubernetes/0000000" '
+        'namespace="kube-system" uri="/api/v1/namespaces/kube-system/pods" response="201"'
+    )
