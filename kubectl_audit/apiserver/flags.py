@@ -59,7 +59,7 @@ def parse_command(argv: Sequence[str]) -> tuple[Flag, ...]:
     """Flags of a container's `command + args`, in order; non-flag words are skipped.
 
     `--name=value` and `--name value` (for flags not known to be booleans) are both
-    understood, as pflag does; `--` ends flag parsing.
+    understood, as pflag does (`--audit-log-path -` is stdout); `--` ends flag parsing.
     """
     out: list[Flag] = []
     index = 0
@@ -71,18 +71,24 @@ def parse_command(argv: Sequence[str]) -> tuple[Flag, ...]:
             name, sep, value = arg.partition("=")
             if sep:
                 out.append(Flag(name, value, index))
-            elif (
-                name not in _KNOWN_BOOLS
-                and index + 1 < len(argv)
-                and not str(argv[index + 1]).startswith("-")
-                and index > 0
-            ):
+            elif index > 0 and index + 1 < len(argv) and _takes_next(name, str(argv[index + 1])):
                 out.append(Flag(name, str(argv[index + 1]), index))
                 index += 1
             else:
                 out.append(Flag(name, None, index))
         index += 1
     return tuple(out)
+
+
+def _takes_next(name: str, following: str) -> bool:
+    """pflag gives a non-bool flag the next word whatever it is; for flags whose type we do
+    not know, a following word that looks like a flag is taken to be one."""
+    if name in _KNOWN_BOOLS:
+        return False
+    spec = _LOG_SPECS.get(name)
+    if spec is not None:
+        return spec.type != _BOOL
+    return not following.startswith("-")
 
 
 def last_values(flags: Sequence[Flag]) -> dict[str, str | None]:

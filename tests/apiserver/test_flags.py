@@ -222,3 +222,11 @@ def test_versions() -> None:
     assert str(parse_version("1.30")) == "v1.30.0"
     with pytest.raises(InputError):
         parse_version("latest")
+
+
+def test_known_string_flags_take_the_next_word_even_a_dash() -> None:
+    flags = parse_command(["kube-apiserver", "--audit-log-path", "-", "--audit-log-maxage", "-1"])
+    assert [(f.name, f.value) for f in flags] == [
+        ("--audit-log-path", "-"),
+        ("--audit-log-maxage", "-1"),
+    ]
