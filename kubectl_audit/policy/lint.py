@@ -20,6 +20,10 @@ works as an admission-webhook warning. What is checked:
 * rules that became catch-alls because the lenient decoder dropped an unknown key (found
   through `Policy.lines`, which holds every key of the document, and through the loader's
   UnknownField warnings when passed as `load_warnings`);
+* selectors that cannot mean what they say: `*` in users, userGroups, verbs or namespaces
+  (a literal there, spec §7 item 9), upper-case verbs, `resources` strings no request can
+  match (`*/*`, `pods/log/*`, `Pods`), and built-in resources listed under another
+  built-in group (`deployments` in the core group);
 * no catch-all rule at all: requests that no rule matches are not logged;
 * RequestReceived not omitted: every request would be logged twice.
 """
@@ -30,6 +34,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
+from kubectl_audit.policy.attributes import BUILTIN_RESOURCES
 from kubectl_audit.policy.checker import PolicyChecker, group_resources_match, rule_matches
 from kubectl_audit.policy.model import (
     Finding,
@@ -82,6 +87,7 @@ def lint_policy(policy: Policy, *, load_warnings: Sequence[Finding] = ()) -> tup
     findings: list[Finding] = []
     findings += sensitive_exposure(policy)
     findings += shadowed_rules(policy)
+    findings += selector_mistakes(policy)
     findings += dropped_key_catch_alls(policy, load_warnings)
     findings += missing_catch_all(policy)
     findings += request_received_kept(policy)
@@ -343,6 +349,74 @@ def shadowed_rules(policy: Policy) -> list[Finding]:
     return findings
 
 
+# -- selectors that cannot mean what they say ----------------------------------------------
+
+_BUILTIN_GROUPS = frozenset(rt.group for rt in BUILTIN_RESOURCES)
+_GROUPS_OF: dict[str, frozenset[str]] = {}
+for _rt in BUILTIN_RESOURCES:
+    _GROUPS_OF[_rt.plural] = _GROUPS_OF.get(_rt.plural, frozenset()) | {_rt.group}
+
+
+def _group_name(group: str) -> str:
+    return f"group {group}" if group else "the core group"
+
+
+def _never_matching(resource: str) -> str | None:
+    """Why a `resources` string can match no request (§7 item 8), or None."""
+    head, slash, tail = resource.partition("/")
+    if resource != resource.lower():
+        return "resource names are lower-case"
+    if not resource or (slash and (not head or not tail)) or "/" in tail or resource == "*/*":
+        return "no request has that shape"
+    return None
+
+
+def _wrong_group(entry: GroupResources, resource: str) -> str | None:
+    """The built-in group `resource` belongs to, if the entry names another built-in group."""
+    base = resource.partition("/")[0]
+    groups = _GROUPS_OF.get(base)
+    if entry.group not in _BUILTIN_GROUPS or not groups or entry.group in groups:
+        return None
+    return sorted(groups)[0]
+
+
+def selector_mistakes(policy: Policy) -> list[Finding]:
+    """`*` where it is no wildcard, mis-cased verbs, resources that can never match."""
+    findings = []
+    for index, rule in enumerate(policy.rules):
+        for field, values in (
+            ("users", rule.users),
+            ("userGroups", rule.user_groups),
+            ("verbs", rule.verbs),
+            ("namespaces", rule.namespaces),
+        ):
+            for value in values:
+                if "*" in value:
+                    message = (
+                        f"{field} entry '{_short(value, 48)}' is literal: `*` is no wildcard there"
+                    )
+                elif field == "verbs" and value != value.lower():
+                    message = f"verb {value!r} never matches: verbs are lower-case"
+                else:
+                    continue
+                findings.append(_finding(policy, index, message))
+                break
+        for position, entry in enumerate(rule.resources):
+            for resource in entry.resources:
+                reason = _never_matching(resource)
+                if reason:
+                    message = f"resources[{position}] {resource!r} never matches: {reason}"
+                elif (wrong := _wrong_group(entry, resource)) is not None:
+                    message = (
+                        f"{resource!r} is in {_group_name(wrong)}, not "
+                        f"{_group_name(entry.group)}: resources[{position}] misses it"
+                    )
+                else:
+                    continue
+                findings.append(_finding(policy, index, message))
+    return findings
+
+
 # -- catch-alls -------------------------------------------------------------------------
 
 
@@ -477,6 +551,7 @@ __all__ = [
     "lint_policy",
     "missing_catch_all",
     "request_received_kept",
+    "selector_mistakes",
     "sensitive_exposure",
     "shadowed_rules",
 ]

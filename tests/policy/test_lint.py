@@ -13,6 +13,7 @@ from kubectl_audit.policy.lint import (
     lint_policy,
     missing_catch_all,
     request_received_kept,
+    selector_mistakes,
     sensitive_exposure,
     shadowed_rules,
 )
@@ -370,3 +371,70 @@ def test_dropped_key_widened_a_resources_entry_in_a_real_profile() -> None:
             "unknown field 'resource' was dropped",
         )
     ]
+
+
+SELECTOR_MISTAKES = [
+    (rule(users=("system:node:*",)),
+     "users entry 'system:node:*' is literal: `*` is no wildcard there"),
+    (rule(user_groups=("a", "ops-*")),
+     "userGroups entry 'ops-*' is literal: `*` is no wildcard there"),
+    (rule(verbs=("*",)),
+     "verbs entry '*' is literal: `*` is no wildcard there"),
+    (rule(verbs=("GET",)),
+     "verb 'GET' never matches: verbs are lower-case"),
+    (rule(namespaces=("kube-*",)),
+     "namespaces entry 'kube-*' is literal: `*` is no wildcard there"),
+    (rule(resources=(gr("", "*/*"),)),
+     "resources[0] '*/*' never matches: no request has that shape"),
+    (rule(resources=(gr("", "pods/log/*"),)),
+     "resources[0] 'pods/log/*' never matches: no request has that shape"),
+    (rule(resources=(gr("", "pods/"),)),
+     "resources[0] 'pods/' never matches: no request has that shape"),
+    (rule(resources=(gr("apps", "Deployments"),)),
+     "resources[0] 'Deployments' never matches: resource names are lower-case"),
+    (rule(resources=(gr(""), gr("", "deployments/scale"))),
+     "'deployments/scale' is in group apps, not the core group: resources[1] misses it"),
+    (rule(resources=(gr("apps", "pods"),)),
+     "'pods' is in the core group, not group apps: resources[0] misses it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("the_rule", "message"), SELECTOR_MISTAKES)
+def test_selector_mistakes(the_rule: PolicyRule, message: str) -> None:
+    assert messages(selector_mistakes(policy(the_rule))) == [f"rules[0]: {message}"]
+
+
+@pytest.mark.parametrize(
+    "fine",
+    [
+        rule(resources=(gr("", "*", "pods/*", "*/log", "pods/log", "serviceaccounts/token"),)),
+        rule(resources=(gr("extensions", "deployments"), gr("metrics.k8s.io", "pods"))),
+        rule(resources=(gr("example.com", "deployments"), gr("*", "deployments"))),
+        rule(resources=(gr("", "events"), gr("events.k8s.io", "events"))),
+        rule(non_resource_urls=("/healthz*",), users=("system:anonymous",)),
+    ],
+)
+def test_selectors_that_mean_what_they_say(fine: PolicyRule) -> None:
+    assert selector_mistakes(policy(fine)) == []
+
+
+def test_falco_lists_deployments_in_the_core_group() -> None:
+    findings = _lint_file(POLICIES / "falco-k8saudit-audit-policy.yaml")
+    assert [(f.line, f.message) for f in findings if " is in " in f.message] == [
+        (8, "rules[0]: 'deployments' is in group apps, not the core group: resources[0] misses it")
+    ]
+
+
+def test_osd_policy_globs_are_literal() -> None:
+    # The OSD log-forwarder policy uses its own glob dialect; read by kube-apiserver (with
+    # the apiVersion/kind it lacks), every `*` there is a literal character.
+    from kubectl_audit.policy.loader import load_policy
+
+    text = (POLICIES / "openshift-logging-osd-example-policy-nonstandard.yaml").read_bytes()
+    result = load_policy(b"apiVersion: audit.k8s.io/v1\nkind: Policy\n" + text)
+    assert result.policy is not None
+    literal = [f for f in lint_policy(result.policy) if "is literal" in f.message]
+    assert {f.field for f in literal} == {
+        "rules[2]", "rules[6]", "rules[7]", "rules[8]", "rules[9]", "rules[13]"
+    }  # fmt: skip
+    assert "rules[9]: users entry 'system:node:*' is literal" in " ".join(messages(literal))
