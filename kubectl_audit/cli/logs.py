@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -173,7 +175,8 @@ def logs(
     else:
         sources = cluster_sources(kube, nodes, via, matcher.literals_for_node)
 
-    out = click.get_binary_stream("stdout")
+    # click hands out stdout unbuffered: one write() per event would be a system call.
+    out = io.BufferedWriter(click.get_binary_stream("stdout"), buffer_size=1 << 16)  # type: ignore[arg-type]
     renderer = Stats(out, output) if stats else renderer_for(output, out)
     problems = Problems()
     progress = _progress(sources)
@@ -195,14 +198,35 @@ def logs(
                 problems,
                 limit=limit,
             )
+    except BrokenPipeError:
+        # `... | head`: the reader left, which is no error (click itself would turn the
+        # EPIPE into exit 1). Point stdout at /dev/null so that flushing what is still
+        # buffered cannot fail again at exit.
+        _silence_stdout()
+        return
     finally:
         progress.finish()
-        renderer.close()
+        try:
+            renderer.close()
+        except BrokenPipeError:
+            _silence_stdout()
+        finally:
+            out.detach()  # leave the underlying stdout open (the wrapper would close it)
         summary = problems.summary()
         if summary:
             click.echo(summary, err=True)
     if renderer.count == 0 and not stats and output in ("table", "wide"):
         click.echo("No matching audit events.", err=True)
+
+
+def _silence_stdout() -> None:
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (tests): nothing will flush to a closed pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 def _progress(sources: list[LogSource]) -> Progress:

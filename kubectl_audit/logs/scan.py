@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 
@@ -32,7 +32,8 @@ _LOOSE_MARKS = (b'": ', b'" :', b'":\t')
 # How far out of stage-time order an event may be written and still be found when whole
 # blocks are skipped by --since/--until (the apiserver writes each event right after
 # stamping it; buffered backends delay by seconds, not minutes).
-TIME_ORDER_SLACK = timedelta(minutes=5)
+TIME_ORDER_SLACK = timedelta(minutes=1)
+_OUTSIDE, _INSIDE, _EDGE = range(3)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Scanner:
     _plans: dict[bool, _Plan] = field(default_factory=dict)
     _spacing_matters: bool = False
     _time_ok: Callable[[bytes], bool] | None = None
-    _window: tuple[bytes | None, bytes | None] | None = None
+    _window: _Window | None = None
 
     def __post_init__(self) -> None:
         self._spacing_matters = any(s.spacing_matters for s in self.matcher.needle_sets)
@@ -122,15 +123,21 @@ class Scanner:
         if block.tail:
             yield from self._parse(data, block, 0, tail=True)
             return
-        if self._window is not None and _outside(data, begin, stop, *self._window):
-            return
+        time_ok = self._time_ok
+        if self._window is not None:
+            where = self._window.classify(data, begin, stop)
+            if where == _OUTSIDE:
+                return
+            if where == _INSIDE:
+                time_ok = None  # every line is in the window, give or take the slack
         loose = self._spacing_matters and any(
             data.find(mark, begin, stop) >= 0 for mark in _LOOSE_MARKS
         )
         plan = self._plans.get(loose)
         if plan is None:
             plan = self._plans[loose] = self._plan(data[begin : begin + (4 << 20)], loose)
-        time_ok = self._time_ok if not loose else None
+        if loose:
+            time_ok = None
         if plan.primary is None:
             yield from self._every_line(block, plan, time_ok)
             return
@@ -188,19 +195,33 @@ class Scanner:
         low = since[:19].encode() if since else None
         high = until[:19].encode() if until else None
 
+        key = _STAGE_TIME
+        skip = len(_STAGE_TIME)
+
         def time_ok(line: bytes) -> bool:
-            """False only when the line's stage time is surely outside the window."""
-            second = _stage_second(line)
-            if second is None:
+            """False only when the line's stage time is surely outside the window
+            (inlined `_stage_second`: this runs for every line of a block at the edge)."""
+            at = line.rfind(key)
+            if at < 0:
                 return True
+            at += skip
+            close = line.find(b'"', at, at + 40)
+            if close < 0 or line[close - 1] != 0x5A:  # not UTC "Z": let the parser decide
+                return True
+            second = line[at : at + 19]
             return not ((low is not None and second < low) or (high is not None and second > high))
 
         return time_ok
 
 
 def _stage_second(line: bytes, begin: int = 0, stop: int | None = None) -> bytes | None:
-    """`YYYY-MM-DDTHH:MM:SS` of the first compact UTC stageTimestamp in data[begin:stop]."""
-    at = line.find(_STAGE_TIME, begin, len(line) if stop is None else stop)
+    """`YYYY-MM-DDTHH:MM:SS` of the event's compact UTC stageTimestamp in data[begin:stop].
+
+    The last occurrence: the apiserver writes it after the request and response objects
+    (and sorted keys put it after them too), so a nested one in a body cannot be taken
+    for it.
+    """
+    at = line.rfind(_STAGE_TIME, begin, len(line) if stop is None else stop)
     if at < 0:
         return None
     at += len(_STAGE_TIME)
@@ -210,38 +231,51 @@ def _stage_second(line: bytes, begin: int = 0, stop: int | None = None) -> bytes
     return line[at : at + 19]
 
 
-def _block_window(
-    since_key: str | None, until_key: str | None
-) -> tuple[bytes | None, bytes | None] | None:
-    """The window widened by TIME_ORDER_SLACK, for skipping whole blocks."""
-    if since_key is None and until_key is None:
-        return None
-    low = high = None
-    if since_key is not None:
-        moment = datetime_of_key(since_key)
-        low = (moment - TIME_ORDER_SLACK).strftime("%Y-%m-%dT%H:%M:%S").encode() if moment else None
-    if until_key is not None:
-        moment = datetime_of_key(until_key)
-        high = (
-            (moment + TIME_ORDER_SLACK).strftime("%Y-%m-%dT%H:%M:%S").encode() if moment else None
-        )
-    return low, high
+def _second(moment: datetime | None) -> bytes | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S").encode() if moment else None
 
 
-def _outside(data: bytes, begin: int, stop: int, low: bytes | None, high: bytes | None) -> bool:
-    """Whether a block is surely outside the (widened) window, judging by its first and
-    last line: a log is written in stage-time order, give or take TIME_ORDER_SLACK."""
-    if low is not None:
-        last_start = data.rfind(b"\n", begin, stop - 1) + 1
-        last = _stage_second(data, max(last_start, begin), stop)
-        if last is not None and last < low:
-            return True
-    if high is not None:
+@dataclass(frozen=True)
+class _Window:
+    """--since/--until as second strings, widened and narrowed by TIME_ORDER_SLACK, to
+    judge a whole block by its first and last line (a log is written in stage-time order,
+    give or take the slack)."""
+
+    wide_low: bytes | None
+    wide_high: bytes | None
+    narrow_low: bytes | None
+    narrow_high: bytes | None
+
+    def classify(self, data: bytes, begin: int, stop: int) -> int:
+        last_start = max(data.rfind(b"\n", begin, stop - 1) + 1, begin)
+        last = _stage_second(data, last_start, stop)
         first_end = data.find(b"\n", begin, stop)
         first = _stage_second(data, begin, first_end if first_end >= 0 else stop)
-        if first is not None and first > high:
-            return True
-    return False
+        if first is None or last is None:
+            return _EDGE
+        if (self.wide_low is not None and last < self.wide_low) or (
+            self.wide_high is not None and first > self.wide_high
+        ):
+            return _OUTSIDE
+        if (self.narrow_low is None or first >= self.narrow_low) and (
+            self.narrow_high is None or last <= self.narrow_high
+        ):
+            return _INSIDE
+        return _EDGE
+
+
+def _block_window(since_key: str | None, until_key: str | None) -> _Window | None:
+    if since_key is None and until_key is None:
+        return None
+    since = datetime_of_key(since_key) if since_key else None
+    until = datetime_of_key(until_key) if until_key else None
+    slack = TIME_ORDER_SLACK + timedelta(seconds=1)  # keys are cut to whole seconds
+    return _Window(
+        _second(since - slack if since else None),
+        _second(until + slack if until else None),
+        _second(since + slack if since else None),
+        _second(until - slack if until else None),
+    )
 
 
 def _offset(block: Block, line: bytes, start: int) -> int:

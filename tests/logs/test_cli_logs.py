@@ -194,3 +194,22 @@ def test_subprocess_reads_and_filters(tmp_path: Path) -> None:
         and 400 <= json.loads(line)["responseStatus"]["code"] < 500
     ]
     assert expected and result.stdout.splitlines() == expected
+
+
+def test_subprocess_reader_leaving_early_is_not_an_error(tmp_path: Path) -> None:
+    big = tmp_path / "audit.log"
+    big.write_bytes(MINIKUBE.read_bytes() * 20)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kubectl_audit", "logs", "--file", str(big), "-o", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # like `| head -1`
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 0, stderr
+    assert first == MINIKUBE.read_bytes().splitlines(keepends=True)[0]
+    assert b"Traceback" not in stderr and b"Error" not in stderr
