@@ -294,3 +294,15 @@ def test_long_lines_across_block_boundaries(
     assert problems.total == 0
     found, _ = query([str(path)], FilterSpec(verbs=("get",)))
     assert [e.raw for e in found] == [line for line in events if json.loads(line)["verb"] == "get"]
+
+
+def test_v1beta1_time_window_uses_its_timestamp_field() -> None:
+    since = datetime(2017, 9, 11, 20, 0, tzinfo=UTC)
+    found, _ = query([str(V1BETA1)], FilterSpec(since=since))
+    expected = [
+        line
+        for line in lines_of(V1BETA1)
+        if json.loads(line)["timestamp"] >= "2017-09-11T20:00:00Z"
+    ]
+    assert 0 < len(found) < 757
+    assert [e.raw for e in found] == expected
