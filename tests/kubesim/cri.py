@@ -82,6 +82,15 @@ class ContainerRecord:
             "io.kubernetes.pod.uid": self.pod_uid,
         }
 
+    @property
+    def annotations(self) -> dict[str, str]:
+        return {
+            "io.kubernetes.container.restartCount": str(self.attempt),
+            "io.kubernetes.container.terminationMessagePath": "/dev/termination-log",
+            "io.kubernetes.container.terminationMessagePolicy": "File",
+            "io.kubernetes.pod.terminationGracePeriod": "30",
+        }
+
     def start(self, moment: datetime) -> None:
         self.state = RUNNING
         self.started_at = moment
@@ -156,7 +165,7 @@ def _list_json(records: Sequence[ContainerRecord]) -> str:
             "state": r.state,
             "createdAt": str(int(r.created_at.timestamp() * 1e9)),
             "labels": r.labels,
-            "annotations": {"io.kubernetes.container.restartCount": str(r.attempt)},
+            "annotations": r.annotations,
         }
         for r in records
     ]
@@ -177,7 +186,7 @@ def _inspect_json(record: ContainerRecord) -> str:
         "reason": record.reason,
         "message": record.message,
         "labels": record.labels,
-        "annotations": {"io.kubernetes.container.restartCount": str(record.attempt)},
+        "annotations": record.annotations,
         "mounts": record.mounts,
         "logPath": record.log_path,
     }
@@ -196,6 +205,7 @@ class PsOptions:
     latest: bool = False
     last: int = 0
     no_trunc: bool = False
+    labels: tuple[str, ...] = ()
 
 
 def _parse_ps(args: Sequence[str]) -> PsOptions:
@@ -224,6 +234,15 @@ def _parse_ps(args: Sequence[str]) -> PsOptions:
                     raise CrictlUsageError(f"flag needs an argument: {arg}")
                 value = args[i]
             opts[takes_value[key]] = int(value) if takes_value[key] == "last" else value
+        elif key == "--label":
+            if eq:
+                value = inline
+            else:
+                i += 1
+                if i >= len(args):
+                    raise CrictlUsageError("flag needs an argument: --label")
+                value = args[i]
+            opts["labels"] = (*opts.get("labels", ()), value)
         elif arg in ("-a", "--all"):
             opts["all"] = True
         elif arg in ("-q", "--quiet"):
@@ -253,6 +272,9 @@ def crictl_ps(records: Sequence[ContainerRecord], args: Sequence[str], now: date
         chosen = [r for r in chosen if pattern.search(r.name)]
     if opts.pod:
         chosen = [r for r in chosen if r.sandbox_id.startswith(opts.pod)]
+    for selector in opts.labels:
+        key, _, value = selector.partition("=")
+        chosen = [r for r in chosen if r.labels.get(key) == value]
     chosen.sort(key=lambda r: r.created_at, reverse=True)
     if opts.latest:
         chosen = chosen[:1]
@@ -282,8 +304,10 @@ def crictl_ps(records: Sequence[ContainerRecord], args: Sequence[str], now: date
 
 
 def crictl_logs(records: Sequence[ContainerRecord], args: Sequence[str]) -> tuple[str, str]:
+    """``crictl logs [--tail N] [-t] [-p] ID``: stdout and stderr kept apart."""
     tail = -1
     container = None
+    timestamps = previous = False
     i = 0
     while i < len(args):
         arg = args[i]
@@ -292,9 +316,15 @@ def crictl_logs(records: Sequence[ContainerRecord], args: Sequence[str]) -> tupl
                 tail = int(arg.split("=", 1)[1])
             else:
                 i += 1
+                if i >= len(args):
+                    raise CrictlUsageError("flag needs an argument: --tail")
                 tail = int(args[i])
-        elif arg in ("-f", "--follow", "-t", "--timestamps", "-p", "--previous"):
-            pass
+        elif arg in ("-t", "--timestamps"):
+            timestamps = True
+        elif arg in ("-p", "--previous"):
+            previous = True
+        elif arg in ("-f", "--follow"):
+            pass  # the log is complete when we answer; following is not modelled
         elif arg.startswith("-"):
             raise CrictlUsageError(f"flag provided but not defined: {arg}")
         else:
@@ -303,10 +333,45 @@ def crictl_logs(records: Sequence[ContainerRecord], args: Sequence[str]) -> tupl
     if container is None:
         raise CrictlUsageError("ID cannot be empty")
     record = _find(records, container)
+    if previous:
+        earlier = [
+            r
+            for r in records
+            if r.pod_uid == record.pod_uid and r.name == record.name and r.attempt < record.attempt
+        ]
+        if not earlier:
+            raise LookupError(f"no previous log for container {container}")
+        record = max(earlier, key=lambda r: r.attempt)
     lines = record.log if tail < 0 else record.log[len(record.log) - tail :] if tail else []
-    out = "".join(line.text + "\n" for line in lines if line.stream == "stdout")
-    err = "".join(line.text + "\n" for line in lines if line.stream == "stderr")
+
+    def render(line: LogLine) -> str:
+        prefix = rfc3339(line.time) + " " if timestamps else ""
+        return prefix + line.text + "\n"
+
+    out = "".join(render(line) for line in lines if line.stream == "stdout")
+    err = "".join(render(line) for line in lines if line.stream == "stderr")
     return out, err
+
+
+_GLOBAL_WITH_VALUE = frozenset(
+    {"-r", "--runtime-endpoint", "-i", "--image-endpoint", "-t", "--timeout", "-c", "--config"}
+)
+
+
+def _strip_global_options(argv: Sequence[str]) -> list[str]:
+    """crictl's global flags come before the command; none changes what we answer."""
+    args = list(argv)
+    while args and args[0].startswith("-"):
+        flag = args.pop(0)
+        if flag in _GLOBAL_WITH_VALUE and args:
+            args.pop(0)
+    return args
+
+
+def _fatal(now: datetime, message: str) -> bytes:
+    """crictl dies through logrus: ``time="..." level=fatal msg="..."`` (msg Go-quoted)."""
+    stamp = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f'time="{stamp}" level=fatal msg={json.dumps(message)}\n'.encode()
 
 
 def run_crictl(
@@ -314,9 +379,7 @@ def run_crictl(
 ) -> tuple[int, bytes, bytes]:
     """``crictl <argv>`` -> (exit code, stdout, stderr)."""
     now = now or datetime.now(timezone.utc)
-    args = [a for a in argv if a not in ("--runtime-endpoint", "-r")]
-    while args and args[0].startswith("-"):
-        args = args[1:]
+    args = _strip_global_options(argv)
     if not args:
         return 1, b"", b"crictl: missing command\n"
     command, rest = args[0], list(args[1:])
@@ -350,12 +413,10 @@ def run_crictl(
                     ]
                 )
             return 0, _table(rows).encode(), b""
-    except CrictlUsageError as exc:
-        return 1, b"", f'time="{rfc3339(now)}" level=fatal msg="{exc}"\n'.encode()
+    except (CrictlUsageError, ValueError) as exc:
+        return 1, b"", _fatal(now, str(exc))
     except LookupError as exc:
-        return 1, b"", f'time="{rfc3339(now)}" level=fatal msg="{exc.args[0]}"\n'.encode()
-    except ValueError as exc:
-        return 1, b"", f'time="{rfc3339(now)}" level=fatal msg="{exc}"\n'.encode()
+        return 1, b"", _fatal(now, str(exc.args[0]))
     return 1, b"", f"No help topic for '{command}'\n".encode()
 
 

@@ -151,6 +151,23 @@ def test_mirror_pods_look_like_the_kubelets(kubesim: Cluster) -> None:
     assert not list((kubesim.node_root(WORKER) / MANIFESTS.lstrip("/")).iterdir())
 
 
+def test_a_deleted_mirror_pod_comes_back(kubesim: Cluster) -> None:
+    api = core(kubesim)
+    name = f"kube-scheduler-{CP}"
+    old = api.read_namespaced_pod(name, "kube-system")
+    api.delete_namespaced_pod(name, "kube-system")
+
+    def recreated() -> bool:
+        pod = kubesim.get_object("pods", "kube-system", name)
+        return pod is not None and pod["metadata"]["uid"] != old.metadata.uid
+
+    kubesim.wait_for(recreated, 10, "the kubelet to recreate the mirror pod")
+    new = api.read_namespaced_pod(name, "kube-system")
+    hash_key = "kubernetes.io/config.hash"
+    assert new.metadata.annotations[hash_key] == old.metadata.annotations[hash_key]
+    assert new.status.container_statuses[0].state.running  # the static pod never stopped
+
+
 def test_manifest_edit_restarts_the_apiserver_with_a_new_hash(kubesim: Cluster) -> None:
     before = mirror_hash(kubesim)
     pod = read_manifest(kubesim)
