@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from kubectl_audit.apiserver.manifest import LOG_VOLUME, POLICY_VOLUME
 from kubectl_audit.apiserver.settings import OWNED_FLAGS, AuditSettings
+from kubectl_audit.apiserver.staticpod import LOG_VOLUME, POLICY_VOLUME
 from kubectl_audit.errors import AuditError
 
 MAP_FORM_VERSIONS = ("kubeadm.k8s.io/v1beta2", "kubeadm.k8s.io/v1beta3")

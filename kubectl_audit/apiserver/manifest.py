@@ -1,4 +1,4 @@
-"""The kube-apiserver static-pod manifest: read it, and turn audit logging on and off in it.
+"""Turn audit logging on and off in the kube-apiserver static-pod manifest, as text edits.
 
 Edits are text-preserving: `render_enabled` only inserts lines (and, when it takes over a
 hand-made audit setup, deletes exactly those lines), so a unified diff shows just what we
@@ -30,9 +30,7 @@ give identical text and new settings replace the old ones in place.
 from __future__ import annotations
 
 import copy
-import json
 import posixpath
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,35 +38,50 @@ from typing import Any
 import yaml
 
 from kubectl_audit.apiserver import yamltext as yt
-from kubectl_audit.apiserver.flags import Flag, parse_command, validate_audit_flags
-from kubectl_audit.apiserver.kubeversion import KubeVersion, parse_version
+from kubectl_audit.apiserver.flags import parse_command, validate_audit_flags
+from kubectl_audit.apiserver.kubeversion import parse_version
 from kubectl_audit.apiserver.mounts import (
     DIRECTORY_TYPES,
     Reach,
     check_paths_reachable,
-    container_args,
     resolve,
 )
 from kubectl_audit.apiserver.settings import OWNED_FLAGS, AuditSettings
-from kubectl_audit.errors import AuditError, UsageError
-
-MANAGED_ANNOTATION = "kubectl-audit.io/managed"
-POLICY_ANNOTATION = "kubectl-audit.io/policy-sha256"
-OUR_ANNOTATIONS = (POLICY_ANNOTATION, MANAGED_ANNOTATION)
-POLICY_VOLUME = "kubectl-audit-policy"
-LOG_VOLUME = "kubectl-audit-log"
-OUR_VOLUMES = (POLICY_VOLUME, LOG_VOLUME)
-
-_SAVED_LISTS = ("command", "args", "volumeMounts", "volumes")
-_MOUNT_KEYS = frozenset(
-    {"name", "mountPath", "readOnly", "subPath", "subPathExpr", "mountPropagation"}
-    | {"recursiveReadOnly"}
+from kubectl_audit.apiserver.staticpod import (
+    LOG_VOLUME,
+    MANAGED_ANNOTATION,
+    OUR_ANNOTATIONS,
+    OUR_VOLUMES,
+    POLICY_ANNOTATION,
+    POLICY_VOLUME,
+    ManifestError,
+    ParsedManifest,
+    Record,
+    Saved,
+    StaticPod,
+    item_name,
+    items_of,
+    manifest_is_managed,
+    pod_from_object,
+    read_manifest,
 )
-_IMAGE_TAG = re.compile(r":(v?\d+\.\d+(?:\.\d+)?[^@]*)(?:@.*)?$")
+from kubectl_audit.errors import UsageError
 
-
-class ManifestError(AuditError):
-    """The manifest cannot be understood or edited safely; the message says where and why."""
+__all__ = [
+    "LOG_VOLUME",
+    "MANAGED_ANNOTATION",
+    "POLICY_ANNOTATION",
+    "POLICY_VOLUME",
+    "ManifestConflictError",
+    "ManifestError",
+    "Record",
+    "StaticPod",
+    "manifest_is_managed",
+    "pod_from_object",
+    "read_manifest",
+    "render_disabled",
+    "render_enabled",
+]
 
 
 class ManifestConflictError(ManifestError):
@@ -84,330 +97,6 @@ class ManifestConflictError(ManifestError):
         )
 
 
-# -- what enable recorded --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Saved:
-    """A list item enable removed: where it was (`command`, `args`, `volumeMounts`,
-    `volumes` and its index there) and its exact lines."""
-
-    list: str
-    index: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Record:
-    """The `kubectl-audit.io/managed` annotation: what enable added, created and replaced."""
-
-    flags: tuple[str, ...] = ()
-    mounts: tuple[str, ...] = ()
-    volumes: tuple[str, ...] = ()
-    created: tuple[str, ...] = ()  # keys that did not exist: annotations, volumeMounts, volumes
-    saved: tuple[Saved, ...] = ()
-    take_over: bool = False
-
-    def to_json(self) -> str:
-        data: dict[str, Any] = {
-            "flags": list(self.flags),
-            "mounts": list(self.mounts),
-            "volumes": list(self.volumes),
-        }
-        if self.created:
-            data["created"] = list(self.created)
-        if self.saved:
-            data["saved"] = [{"list": s.list, "index": s.index, "text": s.text} for s in self.saved]
-        if self.take_over:
-            data["takeOver"] = True
-        return json.dumps(data, separators=(",", ":"))
-
-    def _checked(self) -> Record:
-        """Refuse records naming things enable never adds: disable would delete them."""
-        foreign = [f for f in self.flags if f not in OWNED_FLAGS]
-        foreign += [n for n in self.mounts + self.volumes if n not in OUR_VOLUMES]
-        foreign += [s.list for s in self.saved if s.list not in _SAVED_LISTS]
-        if foreign:
-            raise ValueError(f"it names {', '.join(foreign)}, which kubectl-audit never adds")
-        return self
-
-    @classmethod
-    def from_json(cls, text: str) -> Record:
-        try:
-            data = json.loads(text)
-            return cls(
-                flags=tuple(str(f) for f in data.get("flags", ())),
-                mounts=tuple(str(m) for m in data.get("mounts", ())),
-                volumes=tuple(str(v) for v in data.get("volumes", ())),
-                created=tuple(str(c) for c in data.get("created", ())),
-                saved=tuple(
-                    Saved(str(s["list"]), int(s["index"]), str(s["text"]))
-                    for s in data.get("saved", ())
-                ),
-                take_over=bool(data.get("takeOver", False)),
-            )._checked()
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise ManifestError(
-                f"annotation {MANAGED_ANNOTATION} is not what kubectl-audit wrote ({exc})",
-                hint="restore the manifest from the backup kubectl-audit made before enabling",
-            ) from exc
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StaticPod:
-    """What a kube-apiserver pod (manifest on disk or mirror pod) says about audit."""
-
-    pod: Mapping[str, Any]
-    container_index: int
-    flags: tuple[Flag, ...]
-    structure_problems: tuple[str, ...] = field(default=())
-
-    @property
-    def spec(self) -> Mapping[str, Any]:
-        return self.pod.get("spec") or {}
-
-    @property
-    def container(self) -> Mapping[str, Any]:
-        return self.spec["containers"][self.container_index]
-
-    @property
-    def volumes(self) -> list[Mapping[str, Any]]:
-        return list(self.spec.get("volumes") or [])
-
-    @property
-    def mounts(self) -> list[Mapping[str, Any]]:
-        return list(self.container.get("volumeMounts") or [])
-
-    @property
-    def annotations(self) -> Mapping[str, str]:
-        return (self.pod.get("metadata") or {}).get("annotations") or {}
-
-    @property
-    def record(self) -> Record | None:
-        raw = self.annotations.get(MANAGED_ANNOTATION)
-        return None if raw is None else Record.from_json(str(raw))
-
-    @property
-    def policy_sha256(self) -> str | None:
-        value = self.annotations.get(POLICY_ANNOTATION)
-        return None if value is None else str(value)
-
-    @property
-    def kube_version(self) -> KubeVersion | None:
-        """From the image tag (`registry.k8s.io/kube-apiserver:v1.32.2`), when it has one."""
-        match = _IMAGE_TAG.search(str(self.container.get("image") or ""))
-        return parse_version(match.group(1)) if match else None
-
-
-def read_manifest(text: str, *, source: str = "kube-apiserver.yaml") -> StaticPod:
-    """Parse a kube-apiserver pod; a document we cannot read is a ManifestError."""
-    return _Doc(text, source).static_pod
-
-
-def pod_from_object(pod: Mapping[str, Any]) -> StaticPod:
-    """The same view of a pod the API returned as a dict (e.g. the apiserver's mirror pod)."""
-    containers = (pod.get("spec") or {}).get("containers") or []
-    index = _apiserver_container_index(containers)
-    if index is None:
-        name = (pod.get("metadata") or {}).get("name", "?")
-        raise ManifestError(f"pod {name} has no kube-apiserver container")
-    return StaticPod(pod, index, parse_command(container_args(containers[index])))
-
-
-def manifest_is_managed(text: str) -> bool:
-    return read_manifest(text).record is not None
-
-
-class _Doc:
-    """One manifest's text, node tree and data, with the nodes enable/disable edit."""
-
-    def __init__(self, text: str, source: str = "kube-apiserver.yaml") -> None:
-        self.text = text
-        self.source = source
-        self.lines = text.splitlines(keepends=True)
-        try:
-            self.root = yt.compose(text)
-            data = yt.construct(self.root)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ManifestError(
-                f"{source}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"
-            ) from exc
-        if not isinstance(data, dict) or not isinstance(self.root, yaml.MappingNode):
-            raise ManifestError(f"{source}: not a Pod manifest (the document is not a mapping)")
-        if data.get("kind") not in (None, "Pod"):
-            raise ManifestError(f"{source}: kind is {data.get('kind')!r}, not Pod")
-        self.data = data
-        self.metadata = yt.value(self.root, "metadata")
-        self.spec = yt.value(self.root, "spec")
-        containers = yt.value(self.spec, "containers")
-        if not isinstance(containers, yaml.SequenceNode) or not isinstance(data.get("spec"), dict):
-            raise ManifestError(f"{source}: spec.containers is missing")
-        index = _apiserver_container_index(data["spec"].get("containers") or [])
-        if index is None:
-            raise ManifestError(
-                f"{source}: no kube-apiserver container (none is named kube-apiserver or "
-                "runs kube-apiserver)"
-            )
-        self.container_index = index
-        self.container = containers.value[index]
-        self.command = yt.value(self.container, "command")
-        self.args = yt.value(self.container, "args")
-        container = data["spec"]["containers"][index]
-        for key in ("command", "args"):
-            if container.get(key) is not None and not isinstance(container[key], list):
-                raise ManifestError(f"{source}: the kube-apiserver container's {key} is not a list")
-        self.argv = container_args(container)
-        self.flags = parse_command(self.argv)
-        self.static_pod = StaticPod(data, index, self.flags, tuple(self._structure_problems()))
-
-    # - structure -
-
-    def _structure_problems(self) -> list[str]:
-        """Mistakes the kubelet rejects or silently ignores, each with its line, in order."""
-        return [f"line {line}: {message}" for line, message in sorted(self._find_mistakes())]
-
-    def _find_mistakes(self) -> list[tuple[int, str]]:
-        out: list[tuple[int, str]] = []
-        names: dict[str, int] = {}
-        for item in _items(yt.value(self.spec, "volumes")):
-            line = item.start_mark.line + 1
-            if not isinstance(item, yaml.MappingNode):
-                out.append((line, "a volume must be a mapping"))
-                continue
-            name = _item_name(item)
-            if not name:
-                out.append((line, "volume has no name (every volume needs `name:`)"))
-            elif name in names:
-                out.append(
-                    (line, f"volume name {name!r} is used twice (first at line {names[name]})")
-                )
-            else:
-                names[name] = line
-        for item in _items(yt.value(self.container, "volumeMounts")):
-            line = item.start_mark.line + 1
-            if not isinstance(item, yaml.MappingNode):
-                out.append((line, "a volumeMount must be a mapping"))
-                continue
-            for key_node, _ in item.value:
-                key = str(key_node.value)
-                if key not in _MOUNT_KEYS:
-                    guess = _closest(key, _MOUNT_KEYS)
-                    out.append(
-                        (
-                            key_node.start_mark.line + 1,
-                            f"unknown volumeMount field {key!r}"
-                            + (f" (did you mean {guess!r}?)" if guess else ""),
-                        )
-                    )
-            name = _item_name(item)
-            if not name:
-                out.append((line, "volumeMount has no name"))
-            elif name not in names:
-                out.append((line, f"volumeMount {name!r} names no volume in spec.volumes"))
-            if yt.value(item, "mountPath") is None:
-                out.append((line, "volumeMount has no mountPath"))
-        return out
-
-    def require_editable(self) -> None:
-        if _has_aliases(self.root):
-            raise ManifestError(
-                f"{self.source} uses YAML anchors and aliases (&name / *name); we do not "
-                "edit those, because a line-level change could apply in two places",
-                hint="expand the aliases by hand first",
-            )
-        problems = self.static_pod.structure_problems
-        if problems:
-            raise ManifestError(
-                f"{self.source} is malformed; fix it before enabling audit logging:\n  "
-                + "\n  ".join(problems),
-                hint="the kubelet may already be ignoring this manifest; compare it with "
-                "the running mirror pod (kubectl -n kube-system get pod kube-apiserver-NODE "
-                "-o yaml)",
-            )
-
-    # - nodes of the argument lists -
-
-    def arg_items(self) -> list[tuple[str, int, yaml.Node, yaml.SequenceNode]]:
-        """(list name, index in it, item node, list node) for command then args."""
-        out = []
-        for list_name, seq in (("command", self.command), ("args", self.args)):
-            if isinstance(seq, yaml.SequenceNode):
-                out.extend((list_name, i, item, seq) for i, item in enumerate(seq.value))
-        return out
-
-    def seq(self, list_name: str) -> yaml.Node | None:
-        if list_name in ("command", "args", "volumeMounts"):
-            return yt.value(self.container, list_name)
-        if list_name == "volumes":
-            return yt.value(self.spec, list_name)
-        raise ManifestError(f"unknown list {list_name!r} in {MANAGED_ANNOTATION}")
-
-    def span(self, seq: yaml.SequenceNode, index: int) -> tuple[int, int]:
-        return yt.item_spans(seq, self.lines)[index]
-
-    def flag_item_positions(
-        self, flag: Flag
-    ) -> list[tuple[str, int, yaml.Node, yaml.SequenceNode]]:
-        """The list items a flag occupies: one, or two for `--name value`."""
-        items = self.arg_items()
-        positions = [items[flag.index]]
-        if flag.value is not None and "=" not in self.argv[flag.index]:
-            positions.append(items[flag.index + 1])
-        return positions
-
-    def require_block(self, node: yaml.Node | None, what: str) -> None:
-        if node is not None and not yt.is_null(node) and not yt.is_block(node):
-            raise ManifestError(
-                f"{self.source} line {node.start_mark.line + 1}: {what} is written in flow "
-                "style ([...] or {...}); we only edit block style without reformatting",
-                hint=f"rewrite {what} with one `- item` per line",
-            )
-
-
-def _has_aliases(root: yaml.Node) -> bool:
-    """An alias makes the composer reuse one node object in two places."""
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            return True
-        seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                stack.extend((key, value))
-    return False
-
-
-def _items(node: yaml.Node | None) -> list[yaml.Node]:
-    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
-
-
-def _apiserver_container_index(containers: list[Any]) -> int | None:
-    for i, c in enumerate(containers):
-        if isinstance(c, dict) and c.get("name") == "kube-apiserver":
-            return i
-    for i, c in enumerate(containers):
-        command = c.get("command") if isinstance(c, dict) else None
-        if command and str(command[0]).rsplit("/", 1)[-1] == "kube-apiserver":
-            return i
-    return 0 if len(containers) == 1 and isinstance(containers[0], dict) else None
-
-
-def _closest(word: str, choices: Iterable[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.7)
-    return found[0] if found else None
-
-
 # -- enable ----------------------------------------------------------------------------------
 
 
@@ -415,7 +104,7 @@ def render_enabled(text: str, settings: AuditSettings, *, take_over: bool = Fals
     """The manifest with our audit settings; raises ManifestConflictError on conflicts."""
     if not settings.policy_sha256:
         raise UsageError("render_enabled needs settings.policy_sha256 (the policy's digest)")
-    doc = _Doc(text)
+    doc = ParsedManifest(text)
     record = doc.static_pod.record
     if record is not None:
         # Re-enable = enable on what we started from, with the authority given back then.
@@ -441,7 +130,7 @@ class _Plan:
     add_log_mount: bool = True
 
 
-def _plan(doc: _Doc, settings: AuditSettings) -> _Plan:
+def _plan(doc: ParsedManifest, settings: AuditSettings) -> _Plan:
     plan = _Plan()
     wanted = dict(settings.flag_values())
     for flag in doc.flags:
@@ -480,13 +169,15 @@ def _same_flag_value(name: str, have: str | None, want: str | None) -> bool:
         return False
 
 
-def _save(doc: _Doc, plan: _Plan, list_name: str, index: int, seq: yaml.SequenceNode) -> None:
+def _save(
+    doc: ParsedManifest, plan: _Plan, list_name: str, index: int, seq: yaml.SequenceNode
+) -> None:
     start, end = doc.span(seq, index)
     plan.saved.append(Saved(list_name, index, "".join(doc.lines[start:end])))
     plan.removed_lines.append((start, end))
 
 
-def _plan_volumes(doc: _Doc, settings: AuditSettings, plan: _Plan) -> None:
+def _plan_volumes(doc: ParsedManifest, settings: AuditSettings, plan: _Plan) -> None:
     pod = doc.static_pod
     volumes, mounts = pod.volumes, pod.mounts
     mounts_node = doc.seq("volumeMounts")
@@ -562,7 +253,9 @@ def _serves_log(reach: Reach | None, settings: AuditSettings) -> bool:
     )
 
 
-def _apply_enable(doc: _Doc, settings: AuditSettings, plan: _Plan, take_over: bool) -> str:
+def _apply_enable(
+    doc: ParsedManifest, settings: AuditSettings, plan: _Plan, take_over: bool
+) -> str:
     edit = yt.LineEdit.of(doc.text)
     for start, end in plan.removed_lines:
         edit.delete(start, end)
@@ -586,9 +279,9 @@ def _apply_enable(doc: _Doc, settings: AuditSettings, plan: _Plan, take_over: bo
         [("hostPath", [("path", path), ("type", kind)]), ("name", name)]
         for name, path, kind in volumes
     ]
-    if mount_items and _insert_list_items(doc, edit, "volumeMounts", mount_items):
+    if mount_items and _insert_listitems_of(doc, edit, "volumeMounts", mount_items):
         created.append("volumeMounts")
-    if volume_items and _insert_list_items(doc, edit, "volumes", volume_items):
+    if volume_items and _insert_listitems_of(doc, edit, "volumes", volume_items):
         created.append("volumes")
     if yt.get(doc.metadata, "annotations") is None:
         created.append("annotations")
@@ -608,8 +301,8 @@ def _apply_enable(doc: _Doc, settings: AuditSettings, plan: _Plan, take_over: bo
     return edit.apply()
 
 
-def _insert_flags(doc: _Doc, edit: yt.LineEdit, settings: AuditSettings) -> None:
-    items = doc.arg_items()
+def _insert_flags(doc: ParsedManifest, edit: yt.LineEdit, settings: AuditSettings) -> None:
+    items = doc.argitems_of()
     flag_items = [entry for entry in items if str(entry[2].value).startswith("-")]
     anchor = flag_items[-1] if flag_items else (items[-1] if items else None)
     if anchor is None:
@@ -621,8 +314,8 @@ def _insert_flags(doc: _Doc, edit: yt.LineEdit, settings: AuditSettings) -> None
     edit.insert(yt.last_line(anchor[2]) + 1, [prefix + yt.scalar(a) for a in settings.flags()])
 
 
-def _insert_list_items(
-    doc: _Doc, edit: yt.LineEdit, list_name: str, items: list[list[tuple[str, Any]]]
+def _insert_listitems_of(
+    doc: ParsedManifest, edit: yt.LineEdit, list_name: str, items: list[list[tuple[str, Any]]]
 ) -> bool:
     """Append mapping items to a list, creating its key if missing; True if created."""
     seq = doc.seq(list_name)
@@ -631,21 +324,21 @@ def _insert_list_items(
     step = _nested_step(doc)
     if isinstance(seq, yaml.SequenceNode) and seq.value:
         prefix = yt.item_prefix(doc.lines, seq.value[-1])
-        edit.insert(yt.last_line(seq) + 1, _render_items(prefix, items, step))
+        edit.insert(yt.last_line(seq) + 1, _renderitems_of(prefix, items, step))
         return False
     key_column = parent.value[0][0].start_mark.column
     dash_offset = _dash_offset(doc)
     prefix = " " * (key_column + dash_offset) + "- "
     pair = yt.get(parent, list_name)
     if pair is not None:  # `volumes:` with nothing under it
-        edit.insert(pair[0].start_mark.line + 1, _render_items(prefix, items, step))
+        edit.insert(pair[0].start_mark.line + 1, _renderitems_of(prefix, items, step))
         return False
-    lines = [" " * key_column + f"{list_name}:", *_render_items(prefix, items, step)]
+    lines = [" " * key_column + f"{list_name}:", *_renderitems_of(prefix, items, step)]
     edit.insert(yt.last_line(parent) + 1, lines)
     return True
 
 
-def _render_items(prefix: str, items: list[list[tuple[str, Any]]], step: int) -> list[str]:
+def _renderitems_of(prefix: str, items: list[list[tuple[str, Any]]], step: int) -> list[str]:
     out: list[str] = []
     indent = " " * len(prefix)
     for fields in items:
@@ -661,16 +354,16 @@ def _render_items(prefix: str, items: list[list[tuple[str, Any]]], step: int) ->
     return out
 
 
-def _nested_step(doc: _Doc) -> int:
+def _nested_step(doc: ParsedManifest) -> int:
     """How far this file indents a nested mapping (2 in kubeadm output)."""
-    for item in _items(doc.seq("volumes")):
+    for item in items_of(doc.seq("volumes")):
         pair = yt.get(item, "hostPath")
         if pair and isinstance(pair[1], yaml.MappingNode) and pair[1].value:
             return max(1, pair[1].start_mark.column - pair[0].start_mark.column)
     return 2
 
 
-def _dash_offset(doc: _Doc) -> int:
+def _dash_offset(doc: ParsedManifest) -> int:
     """How far list dashes sit right of their key (0 in kubeadm output, 2 in some files)."""
     for parent, key in ((doc.container, "command"), (doc.spec, "containers")):
         pair = yt.get(parent, key)
@@ -680,7 +373,9 @@ def _dash_offset(doc: _Doc) -> int:
     return 0
 
 
-def _insert_annotations(doc: _Doc, edit: yt.LineEdit, values: list[tuple[str, str]]) -> None:
+def _insert_annotations(
+    doc: ParsedManifest, edit: yt.LineEdit, values: list[tuple[str, str]]
+) -> None:
     """Add our annotations, creating the `annotations:` block when there is none."""
     if not isinstance(doc.metadata, yaml.MappingNode) or not doc.metadata.value:
         raise ManifestError(f"{doc.source}: the pod has no metadata block")
@@ -710,7 +405,7 @@ def render_disabled(text: str) -> str:
     A manifest kubectl-audit did not enable comes back unchanged (hand-made audit settings
     are not ours to remove).
     """
-    doc = _Doc(text)
+    doc = ParsedManifest(text)
     record = doc.static_pod.record
     if record is None:
         leftovers = [k for k in OUR_ANNOTATIONS if k in doc.static_pod.annotations] + [
@@ -725,12 +420,12 @@ def render_disabled(text: str) -> str:
         return text
     stripped = _strip_ours(doc, record)
     if record.saved:
-        stripped = _restore(_Doc(stripped, doc.source), record.saved)
+        stripped = _restore(ParsedManifest(stripped, doc.source), record.saved)
     _check_disabled(stripped, record)
     return stripped
 
 
-def _strip_ours(doc: _Doc, record: Record) -> str:
+def _strip_ours(doc: ParsedManifest, record: Record) -> str:
     edit = yt.LineEdit.of(doc.text)
     for flag in doc.flags:
         if flag.name in record.flags:
@@ -739,8 +434,8 @@ def _strip_ours(doc: _Doc, record: Record) -> str:
                 edit.delete(*doc.span(seq, index))
     for list_name, names in (("volumeMounts", record.mounts), ("volumes", record.volumes)):
         seq = doc.seq(list_name)
-        items = _items(seq)
-        ours = [i for i, item in enumerate(items) if _item_name(item) in names]
+        items = items_of(seq)
+        ours = [i for i, item in enumerate(items) if item_name(item) in names]
         for i in ours:
             edit.delete(*doc.span(seq, i))
         if list_name in record.created and len(ours) == len(items):  # only ours: drop the key
@@ -761,12 +456,7 @@ def _strip_ours(doc: _Doc, record: Record) -> str:
     return edit.apply()
 
 
-def _item_name(item: yaml.Node) -> str | None:
-    node = yt.value(item, "name")
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else None
-
-
-def _restore(doc: _Doc, saved_items: Iterable[Saved]) -> str:
+def _restore(doc: ParsedManifest, saved_items: Iterable[Saved]) -> str:
     """Put saved items back at their list positions, all in one edit.
 
     The stripped list holds the other items in their original order, so an item that sat
@@ -787,7 +477,7 @@ def _restore(doc: _Doc, saved_items: Iterable[Saved]) -> str:
 
 
 def _restore_line(
-    doc: _Doc,
+    doc: ParsedManifest,
     list_name: str,
     seq: yaml.Node | None,
     items: list[yaml.Node],
@@ -813,9 +503,11 @@ def _restore_line(
 # -- self-checks: the result must mean what we intended ---------------------------------------
 
 
-def _check_enabled(before: _Doc, new_text: str, settings: AuditSettings, plan: _Plan) -> None:
+def _check_enabled(
+    before: ParsedManifest, new_text: str, settings: AuditSettings, plan: _Plan
+) -> None:
     try:
-        after = _Doc(new_text, before.source)
+        after = ParsedManifest(new_text, before.source)
     except ManifestError as exc:
         raise ManifestError(f"internal error: the edited manifest does not parse: {exc}") from exc
     pod = after.static_pod

@@ -13,9 +13,9 @@ from typing import Any
 from kubectl_audit.apiserver.cis import CisResult, check_audit_flags
 from kubectl_audit.apiserver.flags import audit_options, validate_audit_flags
 from kubectl_audit.apiserver.kubeversion import KubeVersion, parse_version
-from kubectl_audit.apiserver.manifest import StaticPod
 from kubectl_audit.apiserver.mounts import check_paths_reachable, resolve
 from kubectl_audit.apiserver.problems import Problem
+from kubectl_audit.apiserver.staticpod import StaticPod
 
 MIB = 1 << 20
 
