@@ -11,5 +11,6 @@
 - `cis`: CIS benchmark checks with the IDs of the cluster's benchmark version.
 - `kubeadm_config`: the same settings in kubeadm's ClusterConfiguration (v1beta2-v1beta4).
 - `distribution`: kubeadm-style, k3s, RKE2, EKS, GKE, AKS - and what to do on each.
+- `k3s`: the embedded apiserver's flags, from the k3s service log.
 - `diff`: the unified diff shown by `--dry-run`.
 """
