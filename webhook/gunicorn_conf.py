@@ -34,8 +34,6 @@ max_requests = 0
 
 certfile = os.environ.get("WEBHOOK_TLS_CERT", "/tls/tls.crt")
 keyfile = os.environ.get("WEBHOOK_TLS_KEY", "/tls/tls.key")
-if os.environ.get("WEBHOOK_TLS", "on") == "off":  # plain HTTP, only for local experiments
-    certfile = keyfile = None  # type: ignore[assignment]
 
 # The app writes its own JSON access log (with the review uid); gunicorn's would repeat it.
 accesslog = None
