@@ -184,3 +184,14 @@ def test_config_map_wrappers() -> None:
 def test_bad_documents(text: str, fragment: str) -> None:
     with pytest.raises(KubeadmConfigError, match=fragment):
         patch_cluster_configuration(text, SETTINGS)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_patching_a_kubeadm_generated_document_only_adds_lines(name: str) -> None:
+    import difflib
+
+    text = (OURS / name).read_text()
+    patched = patch_cluster_configuration(text, SETTINGS)
+    diff = difflib.unified_diff(text.splitlines(True), patched.splitlines(True), n=0)
+    body = [line for line in diff if not line.startswith(("---", "+++", "@@"))]
+    assert body and all(line.startswith("+") for line in body)
