@@ -136,3 +136,38 @@ def self_subject_access_review(
         "spec": spec,
         "status": status,
     }
+
+
+def openapi_v3_index() -> dict:
+    """`/openapi/v3`: where each group-version's document lives."""
+    return {"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=kubesim"}}}
+
+
+def openapi_v3_core() -> dict:
+    """A small `/openapi/v3/api/v1`: the PATCH operations with their GVK extension and the
+    `fieldValidation` parameter. That is what kubectl reads to decide that the server
+    validates fields itself (`kubectl apply`/`create -f` then skip client-side schema
+    validation). No schemas: kubectl falls back to its built-in types for patch strategies."""
+    parameters = [
+        {"name": name, "in": "query", "schema": {"type": "string"}}
+        for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+    ]
+    paths = {}
+    for rtype in RESOURCES.values():
+        scope = "/api/v1/namespaces/{namespace}/" if rtype.namespaced else "/api/v1/"
+        gvk = {"group": "", "version": "v1", "kind": rtype.kind}
+        paths[f"{scope}{rtype.name}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patchCoreV1{rtype.kind}",
+                "parameters": parameters,
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "unversioned"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }

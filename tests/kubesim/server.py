@@ -567,6 +567,10 @@ class ApiServer:
             return self._reply(exchange, discovery.core_resources())
         if path == "/apis":
             return self._reply(exchange, discovery.group_list())
+        if path == "/openapi/v3":
+            return self._reply(exchange, discovery.openapi_v3_index())
+        if path == "/openapi/v3/api/v1":
+            return self._reply(exchange, discovery.openapi_v3_core())
         document = discovery.group_document(path) if path.startswith("/apis/") else None
         if document is not None:
             return self._reply(exchange, document)

@@ -151,3 +151,14 @@ def test_impersonation_acts_as_the_named_user(kubesim: Cluster):
         'users "alice" is forbidden: User "kubernetes-admin" cannot impersonate resource "users"'
         ' in API group "" at the cluster scope' in refused.stderr
     )
+
+
+def test_apply_creates_then_patches(kubesim: Cluster, tmp_path):
+    manifest = tmp_path / "cm.yaml"
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: kube-system\n"
+    manifest.write_text(text + "data:\n  level: Metadata\n")
+    assert kubectl(kubesim, "apply", "-f", str(manifest)).stdout == "configmap/applied created\n"
+    manifest.write_text(text + "data:\n  level: Request\n")
+    assert kubectl(kubesim, "apply", "-f", str(manifest)).stdout == "configmap/applied configured\n"
+    data = kubectl(kubesim, "get", "cm", "applied", "-n", "kube-system", "-o", "jsonpath={.data}")
+    assert data.stdout == '{"level":"Request"}'
