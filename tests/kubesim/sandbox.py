@@ -1,10 +1,12 @@
 """The processes of one simulated pod: a private mount + PID namespace around a busybox root.
 
-One pod is one `unshare --fork --pid --mount --propagation private` whose child (PID 1 of
-the pod) sets up the pod's root file system and then becomes the container's main process
-inside a `chroot`:
+One pod is one `unshare --pid --mount --propagation private` shell whose first child is the
+pod's PID 1: it sets up the pod's root file system and then becomes the container's main
+process inside a `chroot`:
 
-- `<pod dir>/rootfs`: a fresh busybox userland (the "busybox image");
+- `<pod dir>/rootfs`: the "busybox image": an overlay of one busybox userland shared by all
+  pods under the same work dir (read-only lower layer) and the pod's own upper dir, like a
+  container's image layers and writable layer (a private copy where overlayfs is missing);
 - `/proc`: a proc of the pod's own PID namespace; `/dev`: a tmpfs with the usual device
   nodes, as a container runtime gives an unprivileged container;
 - every `Mount` bind-mounted (recursively, as runc does for hostPath volumes) at its
@@ -19,11 +21,12 @@ mounts vanish with the namespace when its last process exits.
 `exec` enters the same namespaces (`nsenter --mount --pid`) and chroots into the pod's root
 as seen from inside them, so it sees the same mounts and runs in the pod's PID namespace.
 (Not `nsenter --root`: PID 1 reports ready just before its own chroot, so its root may
-still be the host's for a moment.) Killing PID 1 makes the kernel
-kill every process of the namespace, `setsid`/`nohup` ones included: that is what makes a
-detached process outlive its exec stream but not its pod, as with a real container's
-cgroup. Every process we start is also tied to our thread with PR_SET_PDEATHSIG
-(`setpriv --pdeathsig`), so a crashed test run cannot leave pods behind.
+still be the host's for a moment.)
+
+Killing PID 1 makes the kernel kill every process of the namespace, `setsid`/`nohup` ones
+included: that is what makes a detached process outlive its exec stream but not its pod,
+as with a real container's cgroup. Every process we start is also tied to its parent with
+PR_SET_PDEATHSIG (`setpriv --pdeathsig`), so a crashed test run cannot leave pods behind.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from tests.kubesim.userland import install_busybox
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"  # util-linux
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
+NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
@@ -340,7 +344,7 @@ class PodSandbox:
         self._check_executable(argv[0] if argv else "")
         return await asyncio.create_subprocess_exec(
             SETPRIV, "--pdeathsig", "SIGKILL",
-            "nsenter", f"--target={pid}", "--mount", "--pid", "--",
+            NSENTER, f"--target={pid}", "--mount", "--pid", "--",
             CHROOT, str(self.rootfs), *argv,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
