@@ -140,7 +140,7 @@ def generate(path: Path, size: int, seed: int = 42) -> None:
     temporary = path.with_suffix(".partial")
     with open(temporary, "wb") as out:
         while written < size:
-            batch = max(100, min(20_000, (size - written) // 1000))
+            batch = max(100, min(20_000, (size - written) // 3000))
             chosen = rng.choices(pool, pool_weights, k=batch)
             chosen_users = rng.choices(users, user_weights, k=batch)
             chosen_verbs = rng.choices(verbs, verb_weights, k=batch)
@@ -232,6 +232,18 @@ def timed(name: str, command: list[str], output: Path) -> Run:
     return Run(name, float(seconds), float(user) + float(system), int(peak_kb) / 1024, lines)
 
 
+def best_of(times: int, name: str, command: list[str], output: Path) -> Run:
+    runs = [timed(name, command, output) for _ in range(max(times, 1))]
+    fastest = min(runs, key=lambda run: run.seconds)
+    return Run(
+        name,
+        fastest.seconds,
+        min(run.cpu_seconds for run in runs),
+        max(run.peak_rss_mb for run in runs),
+        fastest.lines,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="log size (default 1024)")
@@ -240,6 +252,9 @@ def main() -> int:
         type=Path,
         default=Path(tempfile.gettempdir()) / "kubectl-audit-bench",
         help="where the generated log is cached",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each fast contender; the best counts"
     )
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -261,18 +276,26 @@ def main() -> int:
     since, until = middle_window(log)
     # Warm the page cache so every contender reads from memory.
     timed("warm-up", ["cat", str(log)], Path(os.devnull))
+    # The fast runs are repeated and the best kept: on a shared machine the other
+    # processes' load only ever adds time. jq takes minutes per GiB: it runs once.
     runs = [
-        timed("grep -F", ["grep", "-F", needle, str(log)], out / "grep.out"),
-        timed("kubectl audit logs -o jsonl", [*ours, *filters, "-o", "jsonl"], out / "ours.jsonl"),
-        timed("kubectl audit logs (table)", [*ours, *filters], out / "ours.table"),
-        timed(
+        best_of(args.repeat, "grep -F", ["grep", "-F", needle, str(log)], out / "grep.out"),
+        best_of(
+            args.repeat,
+            "kubectl audit logs -o jsonl",
+            [*ours, *filters, "-o", "jsonl"],
+            out / "ours.jsonl",
+        ),
+        best_of(args.repeat, "kubectl audit logs (table)", [*ours, *filters], out / "ours.table"),
+        best_of(
+            args.repeat,
             "kubectl audit logs --since",
             [
                 *ours,
                 "--since",
-                "2026-01-21T00:10:00Z",
+                since,
                 "--until",
-                "2026-01-21T00:11:00Z",
+                until,
                 "-o",
                 "jsonl",
             ],
@@ -307,6 +330,8 @@ def main() -> int:
     print(f"peak RSS (ours): {peak:6.1f} MB      (target < 100 MB)")
     ok = vs_jq >= 10 and vs_grep <= 2 and peak < 100
     print("targets met" if ok else "targets NOT met")
+    if size_mb < 500:
+        print("(at this size Python's start-up, ~0.2 s, dominates: the targets are for >= 1 GB)")
     return 0
 
 
