@@ -1055,8 +1055,8 @@ class ApiServer:
             raise ApiError(
                 503,
                 "ServiceUnavailable",
-                "error trying to reach service: dial tcp 127.0.0.1:10250: connect: connection"
-                " refused",
+                f"error trying to reach service: dial tcp {getattr(node, 'ip', '127.0.0.1')}:10250:"
+                " connect: connection refused",
             )
         if request.method not in ("GET", "HEAD"):
             raise method_not_allowed()

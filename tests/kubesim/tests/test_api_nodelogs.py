@@ -98,3 +98,15 @@ def test_unknown_node_is_not_found(kubesim: Cluster):
     missing = raw_get(api_client, "/api/v1/nodes/ghost/proxy/logs/")
     assert missing.status == 404
     assert json.loads(missing.data)["message"] == 'nodes "ghost" not found'
+
+
+def test_a_broken_kubelet_cannot_be_reached_through_the_proxy(kubesim: Cluster, node_log):
+    get, _ = node_log
+    kubesim.break_kubelet(kubesim.control_plane_nodes[0])
+    unreachable = get("")
+    assert unreachable.status == 503
+    message = json.loads(unreachable.data)["message"]
+    assert message.startswith("error trying to reach service: dial tcp ")
+    assert message.endswith(":10250: connect: connection refused")
+    kubesim.break_kubelet(kubesim.control_plane_nodes[0], broken=False)
+    assert get("").status == 200
