@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
-from flask import Flask, Response
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from webhook import access_log, health, metrics, validate
@@ -37,5 +38,10 @@ def create_app(config: WebhookConfig | None = None) -> Flask:
 
 def _http_error(error: HTTPException) -> Response:
     """Plain JSON for 404/405/413: the API server shows none of this, people do."""
+    if request.path == "/validate" and error.code == 413:
+        # Refused while reading the body: a rejected review like any other 4xx.
+        g.outcome = "rejected"
+        now = time.perf_counter()
+        metrics.observe_review("rejected", now - g.get("started", now))
     body: dict[str, Any] = {"error": error.name, "message": error.description}
     return Response(orjson.dumps(body), status=error.code or 500, mimetype="application/json")

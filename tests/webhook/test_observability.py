@@ -39,6 +39,7 @@ def test_reviews_are_counted_by_outcome_with_latency(client: Any) -> None:
     post(client, policy_review(BROKEN))
     post(client, wrap(configmap_request(configmap({"policy.yaml": BROKEN}, labels={}))))
     post(client, b"nonsense")
+    post(client, b"{" + b" " * (3 * 1024 * 1024) + b"}")
     after = samples(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -48,7 +49,7 @@ def test_reviews_are_counted_by_outcome_with_latency(client: Any) -> None:
     assert delta("audit_webhook_reviews_total", outcome="allowed") == 1
     assert delta("audit_webhook_reviews_total", outcome="denied") == 2
     assert delta("audit_webhook_reviews_total", outcome="skipped") == 1
-    assert delta("audit_webhook_reviews_total", outcome="rejected") == 1
+    assert delta("audit_webhook_reviews_total", outcome="rejected") == 2
     assert delta("audit_webhook_review_duration_seconds_count", outcome="denied") == 2
     assert delta("audit_webhook_policy_documents_total", result="invalid") == 2
     assert delta("audit_webhook_policy_documents_total", result="valid") == 1
