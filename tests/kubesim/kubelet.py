@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MANIFESTS = "/etc/kubernetes/manifests"
 RELIST_TICKS = 10
+DEAD_PER_CONTAINER = 2
 MAX_CONFIG_LENGTH = 10 * 1 << 20  # common.go maxConfigLength
 _FNV128_OFFSET = 0x6C62272E07BB014262B821756295C58D
 _FNV128_PRIME = 0x0000000001000000000000000000013B
@@ -336,7 +337,8 @@ class StaticPodWorker:
             ],
         )
         self.containers.append(record)
-        self.kubelet.containers.append(record)
+        del self.containers[: -DEAD_PER_CONTAINER - 1]
+        self.kubelet.add_container(record)
         return record
 
     def _log(self, record: cri.ContainerRecord, lines: list[str], stream: str = "stderr") -> None:
@@ -695,6 +697,23 @@ class Kubelet:
         self.static[pod.name] = worker
         self.publish(worker)
         worker.start()
+
+    # -- containers ----------------------------------------------------------------------
+
+    def add_container(self, record: cri.ContainerRecord) -> None:
+        """Track a new container; dead ones beyond ``DEAD_PER_CONTAINER`` per (pod, name) go,
+        with their log files, as the kubelet's container GC removes them
+        (``maxPerPodContainer``, run every minute: a short crash loop shows a few)."""
+        self.containers.append(record)
+        dead = [
+            r
+            for r in self.containers
+            if r.state == cri.EXITED and r.pod_uid == record.pod_uid and r.name == record.name
+        ]
+        for old in dead[: max(len(dead) - DEAD_PER_CONTAINER, 0)]:
+            self.containers.remove(old)
+            if old.log_path:
+                (self.node.root / old.log_path.lstrip("/")).unlink(missing_ok=True)
 
     # -- mirror pods ---------------------------------------------------------------------
 

@@ -400,7 +400,7 @@ class PodRunner:
                     f"{self.container.get('name', 'container')}/{self.restart_count}.log"
                 ),
             )
-            self.kubelet.containers.append(self.record)
+            self.kubelet.add_container(self.record)
             try:
                 await self.sandbox.start(argv)
             except SandboxError as exc:

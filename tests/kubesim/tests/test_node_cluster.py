@@ -229,6 +229,27 @@ def test_forgotten_volume_mount_takes_the_api_down_and_crictl_says_why(kubesim: 
     kubesim.wait_for(kubesim.api_up, 15, "the API back after the rollback")
 
 
+def test_fixing_the_policy_file_ends_the_crash_loop_without_a_manifest_change(
+    kubesim: Cluster,
+) -> None:
+    policy = kubesim.node_root(CP) / "etc/kubernetes/audit/policy.yaml"
+    policy.parent.mkdir(parents=True)
+    policy.write_text("apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules:\n- level: None\n")
+    write_manifest(kubesim, enable_audit(read_manifest(kubesim)))
+
+    def crashed_on_the_policy() -> bool:
+        last = mirror(kubesim)["status"]["containerStatuses"][0]["lastState"]
+        return 'no kind \\"Policy\\" is registered' in last.get("terminated", {}).get("message", "")
+
+    kubesim.wait_for(crashed_on_the_policy, 10, "a crash on the v1beta1 policy")
+    hash_while_broken = mirror_hash(kubesim)
+    write_policy(kubesim)  # the next restart attempt loads the fixed file
+    kubesim.wait_for(kubesim.api_up, 15, "the apiserver to come up on its next attempt")
+    assert mirror_hash(kubesim) == hash_while_broken
+    status = core(kubesim).read_namespaced_pod(f"kube-apiserver-{CP}", "kube-system").status
+    assert status.container_statuses[0].restart_count >= 1 and status.container_statuses[0].ready
+
+
 def test_stop_and_start_apiserver_fault(kubesim: Cluster) -> None:
     kubesim.stop_apiserver(CP)
     assert not kubesim.api_up()
