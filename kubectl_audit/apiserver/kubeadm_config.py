@@ -10,10 +10,11 @@ Removal takes out the arguments and volumes we own (by name) and drops keys left
 Arguments we own that were there before (same value, or replaced with `take_over`) are
 removed too: after `disable` the regenerated manifest must not turn audit back on.
 
-kubeadm writes this document from Go structs, so its keys are sorted and its lists are not
-indented; we read it, change the data and write it back the same way. A document already
-in that form comes back byte for byte after patch + unpatch; any other form (comments, a
-hand-written file) comes back in that canonical form - same meaning, stable on re-runs.
+The edit is made on the text, line by line (comments, order and quoting survive; a diff
+shows only our lines), and then checked: the edited text must load to exactly the data
+we intended. Where that cannot be done (flow style, aliases, odd layouts) the document is
+written the way kubeadm writes it - sorted keys, unindented lists - which is the layout of
+the ConfigMap kubeadm creates anyway: same meaning, stable on re-runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from kubectl_audit.apiserver import yamltext as yt
 from kubectl_audit.apiserver.settings import OWNED_FLAGS, AuditSettings
 from kubectl_audit.apiserver.staticpod import LOG_VOLUME, POLICY_VOLUME
 from kubectl_audit.errors import AuditError
@@ -74,7 +76,7 @@ def patch_cluster_configuration(
         if not (isinstance(v, Mapping) and v.get("name") in (POLICY_VOLUME, LOG_VOLUME))
     ]
     api_server["extraVolumes"] = [*volumes, *_our_volumes(settings)]
-    return _write(data)
+    return _edited_or_canonical(text, data, list_form, list(wanted.items()), _our_volumes(settings))
 
 
 def unpatch_cluster_configuration(text: str) -> str:
@@ -104,7 +106,7 @@ def unpatch_cluster_configuration(text: str) -> str:
             del api_server["extraVolumes"]
     if not api_server:
         del data["apiServer"]
-    return _write(data)
+    return _edited_or_canonical(text, data, list_form, [], [])
 
 
 def patch_kubeadm_config_map(
@@ -209,6 +211,147 @@ def _our_volumes(settings: AuditSettings) -> list[dict[str, Any]]:
             "pathType": "DirectoryOrCreate",
         },
     ]
+
+
+class _CannotEdit(Exception):
+    """The text is laid out in a way the line editor does not handle."""
+
+
+def _edited_or_canonical(
+    text: str,
+    expected: Mapping[str, Any],
+    list_form: bool,
+    args: list[tuple[str, str]],
+    volumes: list[dict[str, Any]],
+) -> str:
+    """The line-edited text if it loads to `expected`, else `expected` in kubeadm's layout."""
+    try:
+        edited = _edit_text(text, list_form, args, volumes)
+    except _CannotEdit:
+        return _write(expected)
+    if yaml.load(edited, Loader=_Loader) == expected:
+        return edited
+    return _write(expected)
+
+
+def _edit_text(
+    text: str, list_form: bool, args: list[tuple[str, str]], volumes: list[dict[str, Any]]
+) -> str:
+    root = yt.compose(text)
+    if not isinstance(root, yaml.MappingNode) or not root.value or not yt.is_block(root):
+        raise _CannotEdit
+    lines = text.splitlines(keepends=True)
+    edit = yt.LineEdit.of(text)
+    arg_items = (
+        [[("name", n), ("value", v)] for n, v in args] if list_form else []
+    )  # map form entries are rendered as `name: value`
+    sections = (
+        ("extraArgs", set(_OWNED_ARGS), args, arg_items),
+        (
+            "extraVolumes",
+            {POLICY_VOLUME, LOG_VOLUME},
+            volumes,
+            [sorted(v.items()) for v in volumes],
+        ),
+    )
+    pair = yt.get(root, "apiServer")
+    if pair is None or yt.is_null(pair[1]):
+        column = root.value[0][0].start_mark.column
+        block = _new_sections(column + 2, sections, list_form)
+        if block and pair is None:
+            edit.insert(yt.last_line(root) + 1, [" " * column + "apiServer:", *block])
+        elif block:
+            edit.insert(pair[0].start_mark.line + 1, block)
+        return edit.apply()
+    api_key, api = pair
+    if not isinstance(api, yaml.MappingNode) or not yt.is_block(api):
+        raise _CannotEdit
+    column = api.value[0][0].start_mark.column
+    emptied = 0
+    for key, owned, wanted, items in sections:
+        found = yt.get(api, key)
+        if found is None:
+            if wanted:
+                lines_new = [" " * column + f"{key}:"]
+                lines_new += _section_body(column, key, wanted, items, list_form, None, lines)
+                edit.insert(yt.last_line(api) + 1, lines_new)
+            continue
+        key_node, node = found
+        entries = _entries(node, lines)
+        ours = [i for i, (name, _) in enumerate(entries) if name in owned]
+        for i in ours:
+            edit.delete(*entries[i][1])
+        if wanted:
+            body = _section_body(column, key, wanted, items, list_form, node, lines)
+            where = key_node.start_mark.line + 1 if yt.is_null(node) else yt.last_line(node) + 1
+            edit.insert(where, body)
+        elif len(ours) == len(entries):  # nothing left under the key: drop it, comments too
+            end = key_node.start_mark.line + 1 if yt.is_null(node) else yt.last_line(node) + 1
+            edit.delete(key_node.start_mark.line, end)
+            emptied += 1
+    if emptied == len(api.value):  # apiServer held only our sections
+        edit.delete(api_key.start_mark.line, api_key.start_mark.line + 1)
+    return edit.apply()
+
+
+def _entries(node: yaml.Node, lines: list[str]) -> list[tuple[str | None, tuple[int, int]]]:
+    """(name, line span) of each map entry or list item under extraArgs/extraVolumes."""
+    if yt.is_null(node):
+        return []
+    if not yt.is_block(node):
+        raise _CannotEdit
+    if isinstance(node, yaml.MappingNode):
+        starts = [k.start_mark.line for k, _ in node.value]
+        ends = [*starts[1:], yt.last_line(node) + 1]
+        return [
+            (str(k.value), (s, e)) for (k, _), s, e in zip(node.value, starts, ends, strict=True)
+        ]
+    if isinstance(node, yaml.SequenceNode):
+        spans = yt.item_spans(node, lines)
+        names = []
+        for item in node.value:
+            name = yt.value(item, "name")
+            names.append(str(name.value) if isinstance(name, yaml.ScalarNode) else None)
+        return list(zip(names, spans, strict=True))
+    raise _CannotEdit
+
+
+def _section_body(
+    column: int,
+    key: str,
+    wanted: list[Any],
+    items: list[list[tuple[str, Any]]],
+    list_form: bool,
+    node: yaml.Node | None,
+    lines: list[str],
+) -> list[str]:
+    """The lines of our entries, styled like the existing ones under the key."""
+    if key == "extraArgs" and not list_form:
+        inner = column + 2
+        if isinstance(node, yaml.MappingNode) and node.value:
+            inner = node.value[0][0].start_mark.column
+        return [f"{' ' * inner}{name}: {yt.scalar(value)}" for name, value in wanted]
+    prefix = " " * column + "- "
+    if isinstance(node, yaml.SequenceNode) and node.value:
+        prefix = yt.item_prefix(lines, node.value[-1])
+    out = []
+    for fields in items:
+        for number, (name, value) in enumerate(fields):
+            lead = prefix if number == 0 else " " * len(prefix)
+            rendered = (
+                ("true" if value else "false") if isinstance(value, bool) else yt.scalar(value)
+            )
+            out.append(f"{lead}{name}: {rendered}")
+    return out
+
+
+def _new_sections(column: int, sections: Any, list_form: bool) -> list[str]:
+    out: list[str] = []
+    for key, _owned, wanted, items in sections:
+        if wanted:
+            out.append(" " * column + f"{key}:")
+            out.extend(_section_body(column, key, wanted, items, list_form, None, []))
+    return out
 
 
 def _write(data: Mapping[str, Any]) -> str:

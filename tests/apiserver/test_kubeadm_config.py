@@ -68,7 +68,6 @@ def test_v1beta2_map_form_add_remove_idempotent() -> None:
     assert data["apiServer"]["extraVolumes"] == WANTED_VOLUMES
     assert data["apiServer"]["certSANs"] == ["master.cluster.local"]
     assert patch_cluster_configuration(patched, SETTINGS) == patched
-    # Hand-written input comes back in kubeadm's canonical layout, meaning unchanged.
     assert yaml.safe_load(unpatch_cluster_configuration(patched)) == yaml.safe_load(text)
 
 
@@ -195,3 +194,36 @@ def test_patching_a_kubeadm_generated_document_only_adds_lines(name: str) -> Non
     diff = difflib.unified_diff(text.splitlines(True), patched.splitlines(True), n=0)
     body = [line for line in diff if not line.startswith(("---", "+++", "@@"))]
     assert body and all(line.startswith("+") for line in body)
+
+
+def test_comments_and_layout_survive_the_text_edit() -> None:
+    text = kind_patch()
+    patched = patch_cluster_configuration(text, SETTINGS, take_over=True)
+    for comment in ("# Mount the audit policy directory", "# Creates the directory if"):
+        assert comment in patched
+    assert "    - name: audit-config\n" in patched  # their indented list style stays
+    unpatched = unpatch_cluster_configuration(patched)
+    assert "extraArgs" not in unpatched and "# Tell the API server" not in unpatched
+    assert "# Mount the audit policy directory" in unpatched
+    expected = yaml.safe_load(text)
+    del expected["apiServer"]["extraArgs"]
+    assert yaml.safe_load(unpatched) == expected
+
+
+def test_hand_written_v1beta2_round_trips_byte_for_byte() -> None:
+    text = (MANIFESTS / "kubeadm-clusterconfig-v1beta2-ha-asktiger.yaml").read_text()
+    patched = patch_cluster_configuration(text, SETTINGS)
+    assert '    - "master.cluster.local"\n' in patched  # their quoting and indentation stay
+    assert unpatch_cluster_configuration(patched) == text
+
+
+def test_flow_style_falls_back_to_kubeadm_layout() -> None:
+    text = (
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
+        "apiServer: {extraArgs: {authorization-mode: 'Node,RBAC'}}\n"
+    )
+    patched = patch_cluster_configuration(text, SETTINGS)
+    assert patched.startswith("apiServer:\n  extraArgs:\n")
+    data = yaml.safe_load(patched)
+    assert data["apiServer"]["extraArgs"]["authorization-mode"] == "Node,RBAC"
+    assert yaml.safe_load(unpatch_cluster_configuration(patched)) == yaml.safe_load(text)
