@@ -61,7 +61,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     return value
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.option(
     "--file",
@@ -124,8 +124,12 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     show_default=True,
     help="jsonl prints the matching lines exactly as in the log.",
 )
-@click.option("--limit", type=int, callback=_positive, help="Stop after N matching events.")
-@click.option("--tail", type=int, callback=_positive, help="Only the last N matching events.")
+@click.option(
+    "--limit", type=int, metavar="N", callback=_positive, help="Stop after N matching events."
+)
+@click.option(
+    "--tail", type=int, metavar="N", callback=_positive, help="Only the last N matching events."
+)
 @click.option(
     "-f", "--follow", is_flag=True, help="Keep reading as the log grows (survives rotation)."
 )
@@ -159,8 +163,10 @@ def logs(
 
     TIME is the stage time (when the apiserver wrote the event) in UTC; --since and --until
     compare that time. Exit status: 0 when the query ran, even if nothing matched (like
-    kubectl get; the count goes to stderr), 2 for usage errors and unreadable files. Lines
-    that are not audit events are skipped and counted in one warning on stderr.
+    kubectl get: "No matching audit events." goes to stderr), 2 for usage errors and
+    missing or unreadable files. Lines that are not audit events are skipped and counted
+    in one warning on stderr. Without --file the logs are read from the control-plane
+    nodes, which this build cannot do yet.
     """
     spec = _spec(options)
     matcher = f.compile_filters(spec)

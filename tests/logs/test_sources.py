@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubectl_audit.errors import InputError
 from kubectl_audit.logs.filters import FilterSpec, compile_filters
@@ -22,6 +24,7 @@ from kubectl_audit.logs.sources import (
     backup_name,
     file_sets,
     find_backups,
+    read_blocks,
 )
 from tests.logs.conftest import FALCO, MINIKUBE, OPENSHIFT, V1BETA1
 
@@ -306,3 +309,26 @@ def test_v1beta1_time_window_uses_its_timestamp_field() -> None:
     ]
     assert 0 < len(found) < 757
     assert [e.raw for e in found] == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cuts=st.lists(st.integers(1, 4000), min_size=1, max_size=40),
+    tail=st.sampled_from([b"", b'{"kind":"Ev', b"\n"]),
+)
+def test_blocks_hold_exactly_the_lines_whatever_the_chunking(cuts: list[int], tail: bytes) -> None:
+    data = b"".join(line + b"\n" for line in lines_of(MINIKUBE)[:40]) + tail
+
+    def chunks():
+        position = 0
+        for size in cuts * (len(data) // sum(cuts) + 1):
+            if position >= len(data):
+                return
+            yield data[position : position + size]
+            position += size
+
+    blocks = list(read_blocks(chunks(), "mem"))
+    assert b"".join(block.lines() for block in blocks) == data
+    for block in blocks:
+        assert data[block.offset + block.start : block.offset + block.stop] == block.lines()
+        assert block.tail or block.lines().endswith(b"\n")
