@@ -456,7 +456,16 @@ def cluster_sources(
 ) -> list[LogSource]:
     """One LogSource per control-plane node (kubelet `/logs` proxy or a debug pod).
 
-    `literals` gives the prefilter a debug pod runs on the node (`grep -F -e ...`).
+    Contract for the implementation that plugs in here (not in this build):
+    * a source per node, `node` = the Node name, `blocks()` = its current log and backups
+      oldest first, each file cut by `read_blocks(chunks, "<node>:<path>")` (so documents,
+      truncated tails and gzip are handled exactly as for files);
+    * `via="node-proxy"`: GET `/api/v1/nodes/<node>/proxy/logs/<path under /var/log>`,
+      backups found in the directory listing the same endpoint serves, filtered by
+      `sources._window` like files;
+    * `via="debug-pod"`: on the node, `grep -F -e L1 -e L2 ... FILES | gzip -1` with
+      `literals()` (a superset of the matches: the exact filter still runs here);
+    * `via="auto"`: the proxy when the log is under /var/log, else the debug pod.
     """
     raise SourceUnavailable(
         "reading audit logs from the cluster is not available in this build yet",
