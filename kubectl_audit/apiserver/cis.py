@@ -153,9 +153,14 @@ def _req(
     verb: str, resource: str, *, group: str = "", sub: str = "", ns: str = "team-a"
 ) -> RequestAttributes:
     return RequestAttributes(
-        verb=verb, user=_USER, namespace=ns, api_group=group, resource=resource,
-        subresource=sub, name="" if verb in ("create", "list") else "example",
-    )  # fmt: skip
+        verb=verb,
+        user=_USER,
+        namespace=ns,
+        api_group=group,
+        resource=resource,
+        subresource=sub,
+        name="" if verb in ("create", "list") else "example",
+    )
 
 
 _SENSITIVE = (

@@ -130,10 +130,13 @@ def _rancher_evidence(nodes: Sequence[Mapping[str, Any]], kind: str) -> list[str
 # kind -> (providerID prefix, node labels only that provider sets, kubeletVersion mark)
 _MANAGED_MARKS = {
     EKS: ("aws://", ("eks.amazonaws.com/nodegroup", "eks.amazonaws.com/compute-type"), "-eks-"),
-    GKE: ("gce://", ("cloud.google.com/gke-nodepool", "cloud.google.com/gke-os-distribution"),
-          "-gke."),
+    GKE: (
+        "gce://",
+        ("cloud.google.com/gke-nodepool", "cloud.google.com/gke-os-distribution"),
+        "-gke.",
+    ),
     AKS: ("azure://", ("kubernetes.azure.com/cluster", "kubernetes.azure.com/agentpool"), ""),
-}  # fmt: skip
+}
 
 
 def _managed_evidence(nodes: Sequence[Mapping[str, Any]], kind: str) -> list[str]:

@@ -50,7 +50,7 @@ def kind_patch() -> str:
     kind = yaml.safe_load(
         (MANIFESTS / "kind-config-clusterconfig-v1beta3-map-extraargs-khi-docs.yaml").read_text()
     )
-    return kind["nodes"][0]["kubeadmConfigPatches"][0]  # fmt: skip
+    return kind["nodes"][0]["kubeadmConfigPatches"][0]
 
 
 def as_map(args: object) -> dict[str, str]:

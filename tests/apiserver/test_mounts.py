@@ -77,29 +77,43 @@ def _host(name: str, path: str, kind: str = "") -> dict[str, Any]:
     [
         ([], [], ["policy-not-mounted", "log-not-mounted"]),
         (
-            [{"name": "p", "mountPath": "/etc/kubernetes/audit/policy.yaml", "readOnly": True},
-             {"name": "l", "mountPath": "/var/log/kubernetes/audit"}],
-            [_host("p", "/etc/kubernetes/audit/policy.yaml", "File"),
-             {"name": "l", "emptyDir": {}}],
+            [
+                {"name": "p", "mountPath": "/etc/kubernetes/audit/policy.yaml", "readOnly": True},
+                {"name": "l", "mountPath": "/var/log/kubernetes/audit"},
+            ],
+            [
+                _host("p", "/etc/kubernetes/audit/policy.yaml", "File"),
+                {"name": "l", "emptyDir": {}},
+            ],
             ["log-not-mounted"],
         ),
         (
-            [{"name": "p", "mountPath": "/etc/kubernetes/audit/policy.yaml", "readOnly": True},
-             {"name": "l", "mountPath": "/var/log/kubernetes/audit", "readOnly": True}],
-            [_host("p", "/etc/kubernetes/audit/policy.yaml", "DirectoryOrCreate"),
-             _host("l", "/var/log/kubernetes/audit", "DirectoryOrCreate")],
+            [
+                {"name": "p", "mountPath": "/etc/kubernetes/audit/policy.yaml", "readOnly": True},
+                {"name": "l", "mountPath": "/var/log/kubernetes/audit", "readOnly": True},
+            ],
+            [
+                _host("p", "/etc/kubernetes/audit/policy.yaml", "DirectoryOrCreate"),
+                _host("l", "/var/log/kubernetes/audit", "DirectoryOrCreate"),
+            ],
             ["policy-mounted-as-directory", "log-read-only"],
         ),
         (
-            [{"name": "p", "mountPath": "/etc/kubernetes/audit/policy.yaml", "readOnly": True},
-             {"name": "l", "mountPath": "/var/log/kubernetes/audit/audit.log"}],
-            [_host("p", "/etc/kubernetes/audit/policy.yaml", "FileOrCreate"),
-             _host("l", "/var/log/kubernetes/audit/audit.log", "FileOrCreate")],
+            [
+                {"name": "p", "mountPath": "/etc/kubernetes/audit/policy.yaml", "readOnly": True},
+                {"name": "l", "mountPath": "/var/log/kubernetes/audit/audit.log"},
+            ],
+            [
+                _host("p", "/etc/kubernetes/audit/policy.yaml", "FileOrCreate"),
+                _host("l", "/var/log/kubernetes/audit/audit.log", "FileOrCreate"),
+            ],
             ["policy-file-or-create", "log-file-mounted"],
         ),
         (
-            [{"name": "etc", "mountPath": "/etc/kubernetes", "readOnly": True},
-             {"name": "var", "mountPath": "/var/log"}],
+            [
+                {"name": "etc", "mountPath": "/etc/kubernetes", "readOnly": True},
+                {"name": "var", "mountPath": "/var/log"},
+            ],
             [_host("etc", "/etc/kubernetes", "Directory"), _host("var", "/var/log")],
             [],
         ),
@@ -109,7 +123,7 @@ def _host(name: str, path: str, kind: str = "") -> dict[str, Any]:
             ["policy-not-mounted", "log-not-mounted"],
         ),
     ],
-)  # fmt: skip
+)
 def test_mount_faults(
     mounts: list[dict[str, Any]], volumes: list[dict[str, Any]], expected: list[str]
 ) -> None:
@@ -120,10 +134,12 @@ def test_mount_faults(
 def test_deepest_mount_wins() -> None:
     spec, container = _pod(
         [LOG],
-        [{"name": "ro", "mountPath": "/var/log", "readOnly": True},
-         {"name": "rw", "mountPath": "/var/log/kubernetes/audit"}],
+        [
+            {"name": "ro", "mountPath": "/var/log", "readOnly": True},
+            {"name": "rw", "mountPath": "/var/log/kubernetes/audit"},
+        ],
         [_host("ro", "/var/log"), _host("rw", "/srv/audit", "DirectoryOrCreate")],
-    )  # fmt: skip
+    )
     assert check_paths_reachable(spec, container) == []
     reach = resolve(
         "/var/log/kubernetes/audit/audit.log", spec["volumes"], container["volumeMounts"]
