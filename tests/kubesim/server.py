@@ -28,9 +28,19 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.kubesim import admission, discovery, nodelogs, protobuf, tables
+from tests.kubesim.access import Caller, authenticate, decide, impersonated
+from tests.kubesim.patches import json_patch, merge_patch
 from tests.kubesim.protobuf import ProtobufError
 from tests.kubesim.requestinfo import RequestInfo, RequestRecord, parse_request
 from tests.kubesim.selectors import SelectorError, selector_predicate
+from tests.kubesim.statuses import (
+    ApiError,
+    forbidden,
+    invalid,
+    json_response,
+    method_not_allowed,
+    not_found,
+)
 from tests.kubesim.store import (
     RESOURCES,
     ResourceVersionTooOld,
@@ -45,12 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ANONYMOUS = "system:anonymous"
-# Paths the `system:public-info-viewer` ClusterRole grants to everyone, anonymous included.
-_PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 _PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 _WATCH_TIMEOUT = 1800.0
-_NOT_FOUND_MESSAGE = "the server could not find the requested resource"
 _HEALTH_CHECKS = (
     "ping",
     "log",
@@ -64,95 +70,6 @@ _HEALTH_CHECKS = (
     "poststarthook/bootstrap-controller",
     "shutdown",
 )
-
-
-class ApiError(Exception):
-    """An error response: becomes a `Status` object with this code, reason and message."""
-
-    def __init__(self, code: int, reason: str, message: str, details: dict | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.details = details
-
-    def status(self) -> dict:
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-        }
-        if self.details is not None:
-            body["details"] = self.details
-        body["code"] = self.code
-        return body
-
-
-def method_not_allowed() -> ApiError:
-    return ApiError(
-        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
-    )
-
-
-def not_found(info: RequestInfo | None = None, name: str = "", resource: str = "") -> ApiError:
-    if info is None and not resource:
-        return ApiError(404, "NotFound", _NOT_FOUND_MESSAGE, {})
-    resource = resource or (info.group_resource if info else "")
-    details = {"name": name, "kind": resource}
-    return ApiError(404, "NotFound", f'{resource} "{name}" not found', details)
-
-
-def forbidden(info: RequestInfo, user: str, verb: str | None = None, why: str = "") -> ApiError:
-    """apiserver responsewriters.Forbidden + apierrors.NewForbidden, word for word."""
-    verb = verb or info.verb
-    if not info.resource_request:
-        text = f'User "{user}" cannot {verb} path "{info.path}"'
-        return ApiError(403, "Forbidden", f"forbidden: {text}", {})
-    resource = info.resource + (f"/{info.subresource}" if info.subresource else "")
-    scope = f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
-    text = why or (
-        f'User "{user}" cannot {verb} resource "{resource}" in API group "{info.api_group}" {scope}'
-    )
-    prefix = f'{info.group_resource} "{info.name}"' if info.name else info.group_resource
-    details = {"name": info.name, "kind": info.resource} if info.name else {"kind": info.resource}
-    if info.api_group:
-        details["group"] = info.api_group
-    return ApiError(403, "Forbidden", f"{prefix} is forbidden: {text}", details)
-
-
-def invalid(kind: str, name: str, errors: list[admission.FieldError]) -> ApiError:
-    """apierrors.NewInvalid: one error inline, several in brackets."""
-    texts = [str(e) for e in errors]
-    summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-    reasons = {
-        "Required value": "FieldValueRequired",
-        "Invalid value": "FieldValueInvalid",
-        "Too long": "FieldValueTooLong",
-        "Forbidden": "FieldValueForbidden",
-    }
-    causes = [
-        {
-            "reason": reasons.get(e.kind, "FieldValueInvalid"),
-            "message": str(e)[len(e.field) + 2 :],
-            "field": e.field,
-        }
-        for e in errors
-    ]
-    return ApiError(
-        422,
-        "Invalid",
-        f'{kind} "{name}" is invalid: {summary}',
-        {"name": name, "kind": kind, "causes": causes},
-    )
-
-
-@dataclass
-class Caller:
-    user: str
-    groups: tuple[str, ...]
 
 
 @dataclass
@@ -172,89 +89,6 @@ class Exchange:
     request_object: dict | None = None
     response_object: dict | None = None
     extra: dict = field(default_factory=dict)
-
-
-def _json_response(body: dict, status: int = 200, audit_id: str = "") -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        content_type="application/json",
-        headers={"Audit-Id": audit_id} if audit_id else None,
-    )
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if key.startswith("$"):  # strategic-merge directives: not modelled, see report
-            continue
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge_patch(result.get(key), value)
-    return result
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise ValueError(f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _json_patch(doc: Any, operations: list[dict]) -> Any:
-    """RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
-    doc = copy.deepcopy(doc)
-
-    def parent_of(path: str) -> tuple[Any, str]:
-        parts = _pointer(path)
-        if not parts:
-            raise ValueError("cannot address the document root")
-        node = doc
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node, parts[-1]
-
-    def get(path: str) -> Any:
-        node = doc
-        for part in _pointer(path):
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node
-
-    def remove(path: str) -> Any:
-        parent, key = parent_of(path)
-        return parent.pop(int(key)) if isinstance(parent, list) else parent.pop(key)
-
-    def add(path: str, value: Any) -> None:
-        parent, key = parent_of(path)
-        if isinstance(parent, list):
-            parent.insert(len(parent) if key == "-" else int(key), value)
-        else:
-            parent[key] = value
-
-    for op in operations:
-        kind, path = op.get("op"), op.get("path", "")
-        if kind == "add":
-            add(path, copy.deepcopy(op.get("value")))
-        elif kind == "remove":
-            remove(path)
-        elif kind == "replace":
-            remove(path)
-            add(path, copy.deepcopy(op.get("value")))
-        elif kind == "move":
-            add(path, remove(op["from"]))
-        elif kind == "copy":
-            add(path, copy.deepcopy(get(op["from"])))
-        elif kind == "test":
-            if get(path) != op.get("value"):
-                raise ValueError(f"testing value {path} failed")
-        else:
-            raise ValueError(f"Unexpected kind: {kind}")
-    return doc
 
 
 class ApiServer:
@@ -371,13 +205,17 @@ class ApiServer:
             latency = self.cluster.knobs.latency
             if latency > 0:
                 await asyncio.sleep(latency)
-            exchange.caller = self._authenticate(request)
-            exchange.acting = self._impersonation(exchange)
+            exchange.caller = authenticate(request, self.cluster.user_for_token)
+            try:
+                exchange.acting = impersonated(request, exchange.caller, self.cluster.is_forbidden)
+            except ApiError:
+                exchange.decision = "forbid"
+                raise
             self._authorize(exchange, exchange.info.verb)
             response = await self._route(exchange)
         except ApiError as err:
             exchange.response_object = err.status()
-            response = _json_response(err.status(), err.code, exchange.audit_id)
+            response = json_response(err.status(), err.code, exchange.audit_id)
         except web.HTTPException as redirect:
             response = redirect
         except Exception as exc:
@@ -386,7 +224,7 @@ class ApiServer:
             log.exception("kubesim: %s %s failed", request.method, request.path_qs)
             err = ApiError(500, "InternalError", f"Internal error occurred: {exc!r}")
             exchange.response_object = err.status()
-            response = _json_response(err.status(), err.code, exchange.audit_id)
+            response = json_response(err.status(), err.code, exchange.audit_id)
         except asyncio.CancelledError:
             # The serving apiserver went away mid-request: the connection is already
             # aborted; the request still counts as served until then.
@@ -436,48 +274,8 @@ class ApiServer:
         )
         self.cluster.record_request(record, node=exchange.node)
 
-    def _authenticate(self, request: web.Request) -> Caller:
-        authorization = request.headers.get("Authorization", "")
-        if authorization.startswith("Bearer "):
-            identity = self.cluster.user_for_token(authorization[len("Bearer ") :].strip())
-            if identity is None:
-                raise ApiError(401, "Unauthorized", "Unauthorized")
-            user, groups = identity
-            return Caller(user, (*groups, "system:authenticated"))
-        transport = request.transport
-        peer = transport.get_extra_info("peercert") if transport is not None else None
-        if peer:
-            user, groups = "", []
-            for rdn in peer.get("subject", ()):
-                for key, value in rdn:
-                    if key == "commonName":
-                        user = value
-                    elif key == "organizationName":
-                        groups.append(value)
-            return Caller(user, (*groups, "system:authenticated"))
-        return Caller(ANONYMOUS, ("system:unauthenticated",))
-
     def decide(self, caller: Caller, verb: str, target: str) -> tuple[bool, str]:
-        """The authorizer: (allowed, reason). `target` is `resource[/subresource]` or, for
-        non-resource requests, the path."""
-        if caller.user == ANONYMOUS:
-            public = target.startswith("/") and any(
-                target == p or target.startswith(p + "/") for p in _PUBLIC_PATHS
-            )
-            if not public:
-                return False, ""
-            return True, (
-                'RBAC: allowed by ClusterRoleBinding "system:public-info-viewer" of ClusterRole'
-                ' "system:public-info-viewer" to Group "system:unauthenticated"'
-            )
-        if self.cluster.is_forbidden(caller.user, verb, target):
-            return False, ""
-        if "system:masters" in caller.groups:
-            return True, ""  # the privileged-group authorizer gives no reason
-        return True, (
-            'RBAC: allowed by ClusterRoleBinding "kubesim:cluster-admin" of ClusterRole'
-            f' "cluster-admin" to User "{caller.user}"'
-        )
+        return decide(caller, verb, target, self.cluster.is_forbidden)
 
     def _authorize(self, exchange: Exchange, verb: str) -> None:
         info = exchange.info
@@ -491,26 +289,6 @@ class ApiServer:
         exchange.decision, exchange.reason = ("allow" if allowed else "forbid"), reason
         if not allowed:
             raise forbidden(info, acting.user, verb)
-
-    def _impersonation(self, exchange: Exchange) -> Caller:
-        """`Impersonate-User`/`-Group` headers (kubectl --as/--as-group): allowed when the
-        caller may `impersonate users`; the request then acts as that user."""
-        request, caller = exchange.request, exchange.caller
-        user = request.headers.get("Impersonate-User")
-        if not user:
-            return caller
-        allowed, _ = self.decide(caller, "impersonate", "users")
-        if not allowed:
-            exchange.decision = "forbid"
-            raise ApiError(
-                403,
-                "Forbidden",
-                f'users "{user}" is forbidden: User "{caller.user}" cannot impersonate resource'
-                ' "users" in API group "" at the cluster scope',
-                {"name": user, "kind": "users"},
-            )
-        groups = tuple(request.headers.getall("Impersonate-Group", []))
-        return Caller(user, (*groups, "system:authenticated"))
 
     async def _route(self, exchange: Exchange) -> web.StreamResponse:
         info = exchange.info
@@ -580,7 +358,7 @@ class ApiServer:
 
     def _reply(self, exchange: Exchange, body: dict, status: int = 200) -> web.Response:
         exchange.response_object = body
-        return _json_response(body, status, exchange.audit_id)
+        return json_response(body, status, exchange.audit_id)
 
     async def _body(self, exchange: Exchange) -> Any:
         request = exchange.request
@@ -938,12 +716,12 @@ class ApiServer:
             if content_type == "application/json-patch+json":
                 if not isinstance(body, list):
                     raise ValueError("a JSON patch must be a list of operations")
-                patched = _json_patch(existing, body)
+                patched = json_patch(existing, body)
             elif content_type in (
                 "application/merge-patch+json",
                 "application/strategic-merge-patch+json",
             ):
-                patched = _merge_patch(existing, body)
+                patched = merge_patch(existing, body)
             else:
                 raise ApiError(
                     415,
