@@ -228,7 +228,7 @@ class ApiServer:
         except asyncio.CancelledError:
             # The serving apiserver went away mid-request: the connection is already
             # aborted; the request still counts as served until then.
-            self._record(exchange, 500)
+            self._record(exchange, exchange.extra.get("started", 500))
             raise
         finally:
             if task is not None:
@@ -544,6 +544,7 @@ class ApiServer:
         deadline = loop.time() + timeout
         try:
             await response.prepare(request)
+            exchange.extra["started"] = 200
             while True:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -954,6 +955,7 @@ class ApiServer:
         task = asyncio.current_task()
         if task is not None:
             self._streams[task] = exchange.node
+        exchange.extra["started"] = 101  # a session cut by an outage had been upgraded
         return await execstream.handle_exec(
             request,
             sandbox,

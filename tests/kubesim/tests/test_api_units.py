@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.kubesim import admission, protobuf, tables
+from tests.kubesim import admission, patches, protobuf, statuses, tables
 from tests.kubesim.requestinfo import parse_request
 from tests.kubesim.selectors import SelectorError, selector_predicate
 from tests.kubesim.store import ResourceVersionTooOld, Store, StoreConflict
@@ -256,3 +256,50 @@ def test_protobuf_configmap_body_as_kubectl_create_sends_it():
 )
 def test_ages_print_like_kubectl(seconds, text):
     assert tables.human_duration(seconds) == text
+
+
+def test_merge_patch_replaces_lists_and_deletes_nulls():
+    target = {"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"args": ["x", "y"]}}
+    patch = {"metadata": {"labels": {"a": None, "c": "3"}}, "spec": {"args": ["z"]}}
+    assert patches.merge_patch(target, patch) == {
+        "metadata": {"labels": {"b": "2", "c": "3"}},
+        "spec": {"args": ["z"]},
+    }
+    assert target["metadata"]["labels"] == {"a": "1", "b": "2"}  # input untouched
+
+
+def test_json_patch_operations_and_failed_test():
+    doc = {"data": {"a": "1"}, "list": [1, 2]}
+    result = patches.json_patch(
+        doc,
+        [
+            {"op": "add", "path": "/data/b~1c", "value": "2"},
+            {"op": "replace", "path": "/data/a", "value": "9"},
+            {"op": "add", "path": "/list/-", "value": 3},
+            {"op": "remove", "path": "/list/0"},
+            {"op": "test", "path": "/list", "value": [2, 3]},
+        ],
+    )
+    assert result == {"data": {"a": "9", "b/c": "2"}, "list": [2, 3]}
+    with pytest.raises(ValueError, match="testing value /data/a failed"):
+        patches.json_patch(doc, [{"op": "test", "path": "/data/a", "value": "2"}])
+
+
+def test_status_texts_for_cluster_scope_non_resource_and_invalid():
+    nodes = parse_request("DELETE", "/api/v1/nodes/n1", {})
+    assert statuses.forbidden(nodes, "bob").message == (
+        'nodes "n1" is forbidden: User "bob" cannot delete resource "nodes" in API group ""'
+        " at the cluster scope"
+    )
+    metrics = parse_request("GET", "/metrics", {})
+    assert statuses.forbidden(metrics, "system:anonymous").message == (
+        'forbidden: User "system:anonymous" cannot get path "/metrics"'
+    )
+    errors = [
+        admission.FieldError("spec.containers[0].name", "Required value"),
+        admission.FieldError("spec.containers[0].image", "Required value"),
+    ]
+    assert statuses.invalid("Pod", "p", errors).message == (
+        'Pod "p" is invalid: [spec.containers[0].name: Required value,'
+        " spec.containers[0].image: Required value]"
+    )
