@@ -250,7 +250,7 @@ def _parse_value(name: str, kind: str, raw: str | None) -> tuple[object, Problem
         )
     if kind == _INT:
         try:
-            return int(raw, 0), None
+            return _go_int(raw), None
         except ValueError:
             return None, _parse_problem(
                 name, raw, f'strconv.ParseInt: parsing "{raw}": invalid syntax'
@@ -265,6 +265,18 @@ def _parse_value(name: str, kind: str, raw: str | None) -> tuple[object, Problem
     if kind == _DURATION and not _GO_DURATION.match(raw):
         return None, _parse_problem(name, raw, f'time: invalid duration "{raw}"')
     return raw, None
+
+
+def _go_int(raw: str) -> int:
+    """strconv.ParseInt(raw, 0, 64): 0x/0o/0b prefixes, `_` separators, and - unlike
+    Python - a leading 0 meaning octal; no surrounding spaces."""
+    if raw != raw.strip():
+        raise ValueError(raw)
+    signed = raw[:1] in ("+", "-")
+    sign, digits = (raw[0], raw[1:]) if signed else ("", raw)
+    if len(digits) > 1 and digits[0] == "0" and digits[1] in "01234567_":
+        digits = "0o" + digits[1:]
+    return int(sign + digits, 0)
 
 
 def _parse_problem(name: str, raw: str, why: str) -> Problem:

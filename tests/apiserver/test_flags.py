@@ -230,3 +230,15 @@ def test_known_string_flags_take_the_next_word_even_a_dash() -> None:
         ("--audit-log-path", "-"),
         ("--audit-log-maxage", "-1"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("017", 15), ("0x1e", 30), ("1_000", 1000), ("-0b11", -3), ("+30", 30)]
+)
+def test_integers_read_like_go_parse_int_base_0(raw: str, value: int) -> None:
+    options, found = audit_options(parse_command(["x", f"--audit-log-maxage={raw}"]), "1.36")
+    assert found == [] and options.number("--audit-log-maxage") == value
+
+
+def test_integer_with_spaces_is_refused_like_go() -> None:
+    assert problems("--audit-log-maxage= 30")[0].startswith('invalid argument " 30"')
