@@ -10,6 +10,7 @@ representative requests through the policy matcher.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -135,10 +136,10 @@ def _flag_status(
     value = str(values[name])
     if minimum is None:
         return PASS, f"{name}={value}"
-    try:
-        number = int(value, 0)
-    except ValueError:
-        return FAIL, f"{name}={value} is not a number"
+    if not re.fullmatch(r"[+-]?[0-9]+", value):
+        # kube-bench compares with strconv.Atoi: 0x1e runs fine but does not count.
+        return FAIL, f"{name}={value} is not a decimal number kube-bench can compare"
+    number = int(value)
     if number >= minimum:
         return PASS, f"{name}={value}"
     return FAIL, f"{name}={value} is below {minimum}"
