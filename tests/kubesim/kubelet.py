@@ -28,7 +28,8 @@ How the real kubelet reads static pods (kubernetes/kubernetes, read for this mod
   ``kubernetes.io/config.mirror`` no longer matches is deleted and recreated.
 
 Timing is scaled: one tick = ``knobs.kubelet_period``; inotify-like change detection runs
-every tick and the full relist every ``RELIST_TICKS`` ticks.
+every tick and the full relist every ``RELIST_TICKS`` ticks. Pods bound to the node that are
+not mirror pods (debug pods) are run by tests/kubesim/podrunner.py.
 """
 
 from __future__ import annotations

@@ -242,6 +242,13 @@ class PodRunner:
 
     async def _lifecycle(self) -> None:
         node = self.kubelet.node
+        period = max(float(getattr(node.cluster.knobs, "kubelet_period", 0.05)), 0.01)
+        # A dead kubelet runs nothing (the pod stays Pending with no status); a slow one
+        # picks the pod up late.
+        while self.kubelet.is_broken:
+            await asyncio.sleep(period)
+        if self.kubelet.delay:
+            await asyncio.sleep(self.kubelet.delay)
         node_obj = node.cluster.store.get("nodes", None, node.name) or node.node_object()
         taint = untolerated_noexecute(node_obj, self.pod)
         if taint is not None:
@@ -304,7 +311,12 @@ class PodRunner:
     async def _pull_image(self) -> None:
         image = str(self.container.get("image", ""))
         attempt = 0
-        period = max(float(getattr(self.kubelet.node.cluster.knobs, "kubelet_period", 0.05)), 0.01)
+        knobs = self.kubelet.node.cluster.knobs
+        period = max(float(getattr(knobs, "kubelet_period", 0.05)), 0.01)
+        # A slow registry: the container stays ContainerCreating while the image is pulled.
+        pull_delay = float(getattr(knobs, "image_pull_delay", 0.0) or 0.0)
+        if pull_delay:
+            await asyncio.sleep(pull_delay)
         while not self.pullable(image):
             ref = full_image(image)
             self._write_status(
