@@ -44,6 +44,7 @@ class Problems:
     not_event: int = 0
     truncated: int = 0
     first: tuple[str, int] | None = None  # (file, byte offset) of the first one
+    broken: list[str] = field(default_factory=list)  # files that end early: why
 
     @property
     def total(self) -> int:
@@ -55,6 +56,16 @@ class Problems:
             self.first = (origin, offset)
 
     def summary(self) -> str | None:
+        """One warning line (two if compressed files were cut short), or None."""
+        lines = [f"warning: could not read to the end: {reason}" for reason in self.broken[:1]]
+        if len(self.broken) > 1:
+            lines[0] += f" (and {len(self.broken) - 1} more files)"
+        skipped = self._skipped()
+        if skipped:
+            lines.append(skipped)
+        return "\n".join(lines) or None
+
+    def _skipped(self) -> str | None:
         if not self.total:
             return None
         parts = []
@@ -120,6 +131,9 @@ class Scanner:
     def block_events(self, block: Block) -> Iterator[Event]:
         data = block.data
         begin, stop = block.start, block.stop
+        if block.broken is not None:
+            self.problems.broken.append(block.broken)
+            return
         if block.tail:
             yield from self._parse(data, block, 0, tail=True)
             return

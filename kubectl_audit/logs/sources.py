@@ -19,7 +19,6 @@ lines and its lines are counted as unreadable.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import stat
@@ -36,7 +35,8 @@ import orjson
 from kubectl_audit.errors import InputError
 
 BLOCK_SIZE = 1 << 20
-DOCUMENT_LIMIT = 64 << 20
+GZIP_READ = 128 << 10  # compressed bytes per step (audit logs inflate ~10-20x)
+DOCUMENT_LIMIT = 32 << 20
 # How long after its rotation an event may still be written with an earlier stage time
 # (buffered backends); backups are only skipped with this much room.
 ROTATION_SLACK = timedelta(minutes=5)
@@ -59,6 +59,7 @@ class Block:
     start: int = 0  # the lines are data[start:end]
     end: int = -1  # -1: len(data)
     tail: bool = False
+    broken: str | None = None  # the reason a (compressed) file could not be read to its end
 
     @property
     def stop(self) -> int:
@@ -174,34 +175,48 @@ def _is_regular(handle: BinaryIO) -> bool:
     return stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
 
 
-def _read_chunks(handle: BinaryIO, where: str) -> Iterator[bytes]:
+class BrokenInput(Exception):
+    """A compressed file that ends early or is not gzip after all: what was read counts,
+    the rest is reported (never fatal)."""
+
+
+def _read_chunks(handle: BinaryIO, where: str, size: int = 0) -> Iterator[bytes]:
     while True:
         try:
-            chunk = handle.read(BLOCK_SIZE)
-        except (OSError, EOFError, zlib.error) as error:
-            # A gzip backup cut short (copied while lumberjack was compressing it).
-            raise InputError(f"{where}: cannot read: {error}") from None
+            chunk = handle.read(size or BLOCK_SIZE)
+        except OSError as error:
+            raise InputError(f"{where}: cannot read: {error.strerror or error}") from None
         if not chunk:
             return
         yield chunk
 
 
-def _first_line_is_incomplete(head: bytes) -> bool:
-    """True when the data starts like a multi-line JSON document, not like JSON lines."""
+def _json_object(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _looks_like_document(head: bytes) -> bool:
+    """Whether the data starts like one multi-line JSON document rather than JSON lines.
+
+    A JSON array, or an object whose first line is not JSON on its own, unless the second
+    line is (JSON lines whose first line is broken, e.g. a log copied from mid-line).
+    A first line longer than `head` is a long JSON line: documents break lines early.
+    """
     stripped = head.lstrip()
     if stripped.startswith(b"["):
         return True
     if not stripped.startswith(b"{"):
         return False
-    line = stripped.split(b"\n", 1)[0]
-    try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return True
-    return False
+    lines = stripped.split(b"\n", 2)
+    if len(lines) == 1 or _json_object(lines[0]):
+        return False
+    return not (len(lines) == 3 and _json_object(lines[1]))
 
 
-def _document_lines(document: bytes) -> bytes | None:
+def _document_lines(document: bytes | bytearray) -> bytes | None:
     """A whole-file JSON document as compact event lines, or None if it is not one."""
     try:
         value = orjson.loads(document)
@@ -214,24 +229,34 @@ def _document_lines(document: bytes) -> bytes | None:
 
 
 def read_blocks(chunks: Iterator[bytes], where: str, *, head_sniff: bool = True) -> Iterator[Block]:
-    """Cut a stream of chunks into blocks of whole lines (see `Block`)."""
+    """Cut a stream of chunks into blocks of whole lines (see `Block`).
+
+    A stream that breaks off (`BrokenInput`) ends with a `broken` block saying why.
+    """
+    try:
+        yield from _read_blocks(chunks, where, head_sniff=head_sniff)
+    except BrokenInput as error:
+        yield Block(b"", where, -1, tail=True, broken=str(error))
+
+
+def _read_blocks(chunks: Iterator[bytes], where: str, *, head_sniff: bool) -> Iterator[Block]:
     first = next(chunks, b"")
     while b"\n" not in first[:65536] and len(first) < 65536:
         more = next(chunks, b"")  # a pipe delivers little at a time: sniff a whole line
         if not more:
             break
         first += more
-    if head_sniff and _first_line_is_incomplete(first[:65536]):
+    if head_sniff and _looks_like_document(first[:65536]):
         whole = bytearray(first)
         for chunk in chunks:
             whole += chunk
             if len(whole) > DOCUMENT_LIMIT:
                 break
-        lines = _document_lines(bytes(whole)) if len(whole) <= DOCUMENT_LIMIT else None
+        lines = _document_lines(whole) if len(whole) <= DOCUMENT_LIMIT else None
         if lines is not None:
             yield Block(lines, where, 0)
             return
-        first, chunks = bytes(whole), chunks
+        first = bytes(whole)
     yield from _cut_lines(_chain(first, chunks), where)
 
 
@@ -273,11 +298,34 @@ def file_blocks(path: Path, opened: BinaryIO | None = None) -> Iterator[Block]:
     """The blocks of one file, gunzipped if it starts with the gzip magic (not by name)."""
     with opened or open_raw(path) as handle:
         magic = os.pread(handle.fileno(), 2, 0) if _is_regular(handle) else b""
-        if magic == _GZIP_MAGIC:
-            with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
-                yield from read_blocks(_read_chunks(unzipped, str(path)), str(path))  # type: ignore[arg-type]
-        else:
-            yield from read_blocks(_read_chunks(handle, str(path)), str(path))
+        chunks = (
+            _gunzip(handle, str(path)) if magic == _GZIP_MAGIC else _read_chunks(handle, str(path))
+        )
+        yield from read_blocks(chunks, str(path))
+
+
+def _gunzip(handle: BinaryIO, where: str) -> Iterator[bytes]:
+    """Decompress a gzip stream (all its members), yielding what it can before a break.
+
+    zlib directly rather than GzipFile: GzipFile loses a whole read's worth of data when
+    the file ends early, and a backup caught mid-compression is exactly that.
+    """
+    decompressor = zlib.decompressobj(wbits=31)
+    for compressed in _read_chunks(handle, where, size=GZIP_READ):
+        data = compressed
+        while data:
+            try:
+                out = decompressor.decompress(data)
+            except zlib.error as error:
+                raise BrokenInput(f"{where}: {error}") from None
+            if out:
+                yield out
+            data = b""
+            if decompressor.eof and decompressor.unused_data:  # the next gzip member
+                data = decompressor.unused_data
+                decompressor = zlib.decompressobj(wbits=31)
+    if not decompressor.eof:
+        raise BrokenInput(f"{where}: compressed file ended before the end of its data")
 
 
 @dataclass(frozen=True, slots=True)

@@ -332,3 +332,40 @@ def test_blocks_hold_exactly_the_lines_whatever_the_chunking(cuts: list[int], ta
     for block in blocks:
         assert data[block.offset + block.start : block.offset + block.stop] == block.lines()
         assert block.tail or block.lines().endswith(b"\n")
+
+
+def test_gzip_backup_cut_short_keeps_what_it_has_and_warns(tmp_path: Path) -> None:
+    events = sorted_minikube()
+    current = write_rotated_set(tmp_path, events, 2, gzip_backups=True)
+    (backup,) = find_backups(current)
+    whole = backup.read_bytes()
+    backup.write_bytes(whole[: len(whole) // 2])  # lumberjack was still compressing it
+    found, problems = query([str(current)])
+    raw = [e.raw for e in found]
+    in_backup = len(events) - len(lines_of(current))
+    assert 0 < raw.index(lines_of(current)[0]) < in_backup  # part of the backup, then current
+    assert raw[-len(lines_of(current)) :] == lines_of(current)
+    assert raw[: raw.index(lines_of(current)[0])] == events[: raw.index(lines_of(current)[0])]
+    summary = problems.summary()
+    assert summary is not None and summary.startswith("warning: could not read to the end: ")
+    assert str(backup) in summary
+
+
+def test_json_lines_with_a_broken_first_line_are_not_a_document(tmp_path: Path) -> None:
+    events = lines_of(MINIKUBE)[:20]
+    path = tmp_path / "audit.log"
+    path.write_bytes(b'{"kind":"Event","auditI\n' + b"".join(line + b"\n" for line in events))
+    found, problems = query([str(path)])
+    assert [e.raw for e in found] == events
+    assert problems.not_json == 1
+
+
+def test_a_first_line_longer_than_the_sniff_window_is_a_json_line(tmp_path: Path) -> None:
+    event = json.loads(lines_of(MINIKUBE)[0])
+    event["annotations"]["padding"] = "x" * 200_000
+    line = json.dumps(event, separators=(",", ":")).encode()
+    path = tmp_path / "audit.log"
+    path.write_bytes(line + b"\n" + lines_of(MINIKUBE)[1] + b"\n")
+    found, problems = query([str(path)])
+    assert [e.raw for e in found] == [line, lines_of(MINIKUBE)[1]]
+    assert problems.total == 0
