@@ -29,6 +29,21 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "nodes": ("metadata.name", "spec.unschedulable"),
     "namespaces": ("metadata.name", "status.phase"),
     "configmaps": ("metadata.name", "metadata.namespace"),
+    "events": (
+        "metadata.name",
+        "metadata.namespace",
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
 }
 
 _SET_TERM = re.compile(r"^\s*(\S+)\s+(in|notin)\s+\(([^)]*)\)\s*$")

@@ -82,6 +82,8 @@ RESOURCES: dict[str, ResourceType] = {
     "configmaps": ResourceType(
         "configmaps", "ConfigMap", "configmap", namespaced=True, short_names=("cm",)
     ),
+    # Nothing in the simulator has to emit events; kubectl describe/get events read them.
+    "events": ResourceType("events", "Event", "event", namespaced=True, short_names=("ev",)),
 }
 
 

@@ -55,6 +55,13 @@ COLUMNS: dict[str, list[dict]] = {
     ],
     "configmaps": [_NAME, _column("Data", kind="integer"), _AGE],
     "namespaces": [_NAME, _column("Status"), _AGE],
+    "events": [
+        _column("Last Seen"),
+        _column("Type"),
+        _column("Reason"),
+        _column("Object"),
+        _column("Message"),
+    ],
 }
 
 
@@ -179,11 +186,28 @@ def _namespace_cells(ns: dict) -> list:
     ]
 
 
+def _event_cells(event: dict) -> list:
+    involved = event.get("involvedObject") or {}
+    last = (
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or event["metadata"].get("creationTimestamp")
+    )
+    return [
+        _age(last[:19] + "Z" if last else None),
+        event.get("type", ""),
+        event.get("reason", ""),
+        f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}",
+        event.get("message", ""),
+    ]
+
+
 _CELLS = {
     "pods": _pod_cells,
     "nodes": _node_cells,
     "configmaps": _configmap_cells,
     "namespaces": _namespace_cells,
+    "events": _event_cells,
 }
 
 
