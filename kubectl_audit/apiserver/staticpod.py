@@ -19,9 +19,7 @@ import yaml
 from kubectl_audit.apiserver import yamltext as yt
 from kubectl_audit.apiserver.flags import Flag, parse_command
 from kubectl_audit.apiserver.kubeversion import KubeVersion, parse_version
-from kubectl_audit.apiserver.mounts import (
-    container_args,
-)
+from kubectl_audit.apiserver.mounts import container_args
 from kubectl_audit.apiserver.settings import OWNED_FLAGS
 from kubectl_audit.errors import AuditError
 
@@ -33,9 +31,17 @@ LOG_VOLUME = "kubectl-audit-log"
 OUR_VOLUMES = (POLICY_VOLUME, LOG_VOLUME)
 
 _SAVED_LISTS = ("command", "args", "volumeMounts", "volumes")
+# VolumeMount fields (core/v1): a typo such as `readOlny` is dropped silently by the kubelet.
 _MOUNT_KEYS = frozenset(
-    {"name", "mountPath", "readOnly", "subPath", "subPathExpr", "mountPropagation"}
-    | {"recursiveReadOnly"}
+    {
+        "name",
+        "mountPath",
+        "readOnly",
+        "recursiveReadOnly",
+        "subPath",
+        "subPathExpr",
+        "mountPropagation",
+    }
 )
 _IMAGE_TAG = re.compile(r":(v?\d+\.\d+(?:\.\d+)?[^@]*)(?:@.*)?$")
 
