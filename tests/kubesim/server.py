@@ -47,6 +47,7 @@ from tests.kubesim.store import (
     StoreConflict,
     StoreError,
     StoreNotFound,
+    Watcher,
     now_rfc3339,
 )
 
@@ -105,9 +106,9 @@ class ApiServer:
         # (aiohttp's RequestHandler is not weak-referenceable: pruned against live connections)
         self._pinned: dict[Any, str] = {}
         self._round_robin = itertools.count()
-        # long-running requests (watch, exec, proxy): task -> serving node
+        # long-running requests (watch, exec): task -> serving node; watches' store handles
         self._streams: dict[asyncio.Task, str | None] = {}
-        self._closing_watchers: dict[asyncio.Task, Any] = {}
+        self._closing_watchers: dict[asyncio.Task, Watcher] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
