@@ -21,7 +21,9 @@ from kubectl_audit.policy.documents import find_policies
 from kubectl_audit.policy.loader import LoadResult, load_policy
 from kubectl_audit.policy.model import Policy
 from kubectl_audit.policy.report import check_policy
+from kubectl_audit.policy.validation import aggregate_message
 from kubectl_audit.policy.yamlsafe import load_yaml, parse_document, parse_documents
+from tests.kubesim import policyreader
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -171,3 +173,65 @@ def test_yaml_reader_raises_only_input_errors(text: str) -> None:
 def test_yaml_reader_on_structural_noise(parts: list[str]) -> None:
     with contextlib.suppress(InputError):
         parse_document("".join(parts) * 3, max_depth=20, max_nodes=500)
+
+
+# --- agreement with the simulator's independent reader ------------------------------------------
+# tests/kubesim carries its own small policy reader (it must not share ours, DESIGN.md §5).
+# Two independent readings of the spec that agree on which policies load, and on the
+# apiserver's exact validation texts, make a bug in either much less likely to hide.
+
+RESOURCES = ["pods", "pods/*", "*/status"]
+RULE_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "level": st.sampled_from(
+            ["None", "Metadata", "Request", "RequestResponse", "metadata", ""]
+        ),
+        "Level": st.just("None"),
+        "verbs": st.lists(st.sampled_from(["get", "list", "watch", "create"]), max_size=2),
+        "users": st.lists(st.sampled_from(["admin", "system:kube-proxy", "*"]), max_size=2),
+        "namespaces": st.lists(st.sampled_from(["", "kube-system"]), max_size=2),
+        "nonResourceURLs": st.lists(
+            st.sampled_from(["/healthz*", "*", "/api", "logs", "*x", "/a/*/b", ""]), max_size=3
+        ),
+        "omitStages": st.lists(st.sampled_from(["RequestReceived", "Panic", "Bogus"]), max_size=2),
+        "omitManagedFields": st.booleans(),
+        "resources": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "group": st.sampled_from(["", "apps", "*", "Apps", "apps/v1", "x.y"]),
+                    "resources": st.lists(
+                        st.sampled_from(["pods", "pods/*", "*/status"]), max_size=2
+                    ),
+                    "resourceNames": st.lists(st.sampled_from(["a", "b"]), max_size=2),
+                    "verbs": st.just(["get"]),
+                },
+            ),
+            max_size=3,
+        ),
+    },
+)
+NEAR_VALID = st.fixed_dictionaries(
+    {"apiVersion": st.sampled_from(["audit.k8s.io/v1", "audit.k8s.io/v1beta1"])},
+    optional={
+        "kind": st.just("Policy"),
+        "rules": st.lists(st.one_of(RULE_FIELDS, st.none()), max_size=4),
+        "omitStages": st.lists(st.sampled_from(["ResponseStarted", "Nope"]), max_size=2),
+    },
+)
+
+
+@SETTINGS
+@given(NEAR_VALID)
+def test_verdicts_agree_with_the_simulators_reader(value: dict[str, Any]) -> None:
+    text = dump(value)
+    mine = load_policy(text)
+    try:
+        policyreader.parse_policy(text.encode())
+        theirs = None
+    except policyreader.PolicyLoadError as error:
+        theirs = str(error)
+    assert (mine.policy is None) == (theirs is not None), (text, mine.errors, theirs)
+    if mine.errors and mine.errors[0].type not in ("DecodeError",):
+        assert aggregate_message(mine.errors) == theirs
