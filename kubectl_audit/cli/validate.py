@@ -80,6 +80,40 @@ def reports_for(name: str, data: bytes) -> list[PolicyReport]:
 
 # --- output ------------------------------------------------------------------------------------
 
+_LEVELS = "None, Metadata, Request or RequestResponse"
+
+
+def hint_for(finding: Finding) -> str | None:
+    """How to fix a finding (the finding itself keeps the apiserver's exact words)."""
+    message, field = finding.message, finding.field or ""
+    if finding.type == "GroupVersionError":
+        return "start the policy with `apiVersion: audit.k8s.io/v1` and `kind: Policy`"
+    if finding.type == "NoRulesError":
+        return "add at least one rule, e.g. `rules: [{level: Metadata}]`"
+    if finding.type == "DecodeError":
+        if "audit.k8s.io/v1beta1" in message or "audit.k8s.io/v1alpha1" in message:
+            return "v1alpha1/v1beta1 were removed in Kubernetes 1.24: use audit.k8s.io/v1"
+        if "cannot unmarshal bool" in message or "cannot unmarshal number" in message:
+            return "quote the value: YAML reads bare yes/no/on/off/y/n and numbers as non-text"
+        if "converting YAML to JSON" in message:
+            return "fix the YAML syntax at this line"
+        return None
+    if field.endswith(".level"):
+        return f"each rule needs a level: {_LEVELS} (case-sensitive)"
+    if "omitStages" in field:
+        return (
+            "stages are RequestReceived, ResponseStarted, ResponseComplete, Panic (case-sensitive)"
+        )
+    if field.endswith(".resources.group"):
+        return 'give the API group alone (`apps`, not `apps/v1`); "" is the core group'
+    if field.endswith(".resources.resourceNames"):
+        return "list the resources those names belong to in the same entry"
+    if field.endswith(".nonResourceURLs"):
+        return "split it into two rules: one for resources/namespaces, one for nonResourceURLs"
+    if ".nonResourceURLs[" in field:
+        return "non-resource URLs are paths like /healthz, with '*' only at the end (/api*)"
+    return None
+
 
 def _where(report: PolicyReport) -> str:
     return f"{report.file} ({report.location})" if report.location else report.file
@@ -107,6 +141,9 @@ def render_text(reports: Sequence[PolicyReport]) -> str:
         context = f" [{report.location}]" if report.location else ""
         for finding in report.errors:
             out.append(f"  {_position(report, finding)}: {finding.message}{context}")
+            hint = hint_for(finding)
+            if hint:
+                out.append(f"    hint: {hint}")
         for finding in report.warnings:
             out.append(f"  {_position(report, finding)}: warning: {finding.message}{context}")
     invalid = sum(not report.valid for report in reports)
@@ -144,7 +181,9 @@ def render_github(reports: Sequence[PolicyReport]) -> str:
                     properties.append(f"line={finding.line}")
                 title = f"audit policy {finding.type}"
                 properties.append(f"title={_escape_property(title)}")
-                message = _escape_data(context + finding.message)
+                hint = hint_for(finding) if level == "error" else None
+                text = context + finding.message + (f"\nhint: {hint}" if hint else "")
+                message = _escape_data(text)
                 out.append(f"::{level} {','.join(properties)}::{message}")
     invalid = sum(not report.valid for report in reports)
     out.append(f"{len(reports)} audit policies checked, {invalid} invalid")

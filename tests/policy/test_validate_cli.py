@@ -206,3 +206,19 @@ def test_subprocess_refuses_a_yaml_bomb_without_a_traceback(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "expands to more than" in result.stdout.decode()
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("apiVersion: audit.k8s.io/v1beta1\nrules: []\n", "removed in Kubernetes 1.24"),
+        ("rules:\n- level: Metadata\n", "start the policy with `apiVersion: audit.k8s.io/v1`"),
+        (HEAD + "rules:\n- level: None\n  namespaces: [no]\n", "quote the value"),
+        (HEAD + "rules:\n- level: None\n  resources: [{group: apps/v1}]\n", "API group alone"),
+        (HEAD + "rules: []\n", "add at least one rule"),
+    ],
+)
+def test_text_output_says_how_to_fix(text: str, hint: str) -> None:
+    code, out, _ = run("-", input=text)
+    assert code == 1
+    assert f"    hint: {hint}" in out
