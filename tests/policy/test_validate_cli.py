@@ -211,10 +211,16 @@ def test_subprocess_refuses_a_yaml_bomb_without_a_traceback(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("text", "hint"),
     [
-        ("apiVersion: audit.k8s.io/v1beta1\nrules: []\n", "v1alpha1/v1beta1 were removed in Kubernetes 1.24"),
+        (
+            "apiVersion: audit.k8s.io/v1beta1\nrules: []\n",
+            "v1alpha1/v1beta1 were removed in Kubernetes 1.24",
+        ),
         ("rules:\n- level: Metadata\n", "start the policy with `apiVersion: audit.k8s.io/v1`"),
         (HEAD + "rules:\n- level: None\n  namespaces: [no]\n", "quote the value"),
-        (HEAD + "rules:\n- level: None\n  resources: [{group: apps/v1}]\n", "give the API group alone"),
+        (
+            HEAD + "rules:\n- level: None\n  resources: [{group: apps/v1}]\n",
+            "give the API group alone",
+        ),
         (HEAD + "rules: []\n", "add at least one rule"),
     ],
 )
