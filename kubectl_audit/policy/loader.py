@@ -220,6 +220,9 @@ _RFC3339 = re.compile(
 )
 
 
+_SPECIAL_FLOAT = re.compile(r"\.(?:inf|nan)", re.IGNORECASE)
+
+
 class _TypeMismatch(Exception):
     """Go's UnmarshalTypeError: the earliest wrong JSON type ends decoding."""
 
@@ -402,7 +405,8 @@ def _read_document(text: str, source: str) -> _Document:
         raise _DecodeFailure(
             f"error converting YAML to JSON: yaml: {where}{error.problem}", error.line
         ) from None
-    _reject_non_finite(parsed.data)
+    if _SPECIAL_FLOAT.search(text):  # the only spellings of NaN and infinities
+        _reject_non_finite(parsed.data)
     return _Document(parsed.data, parsed.lines, parsed.duplicates, is_json=False)
 
 

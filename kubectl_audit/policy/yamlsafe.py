@@ -133,10 +133,8 @@ _GO_SPECIAL_FLOATS = {
 _GO_MAP_HINTS = frozenset("yYnNtTfFoO~")
 _GO_NUMBER_HINTS = frozenset("+-0123456789")
 _GO_YAML_STYLE_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
-# Go's ParseFloat on its own (used for a leading '.'): decimal or hex float syntax.
-_GO_PARSE_FLOAT = re.compile(
-    r"[-+]?(?:(?:[0-9](?:_?[0-9])*)?\.?(?:[0-9](?:_?[0-9])*)?(?:[eE][-+]?[0-9]+)?)"
-)
+# Go's ParseFloat on a scalar starting with "." (the only float syntax that can).
+_GO_DOT_FLOAT = re.compile(r"\.[0-9]+(?:[eE][-+]?[0-9]+)?")
 _GO_INT_BODY = {
     "0x": (16, re.compile(r"[0-9a-fA-F]+")),
     "0o": (8, re.compile(r"[0-7]+")),
@@ -205,7 +203,9 @@ def go_resolve(value: str) -> tuple[str, Any]:
         if integer is not None:
             return _INT_TAG, integer
         if _GO_YAML_STYLE_FLOAT.fullmatch(plain):
-            return _FLOAT_TAG, float(plain)
+            number = float(plain)
+            if math.isfinite(number):  # Go's ParseFloat fails on overflow: text stays text
+                return _FLOAT_TAG, number
         return STR_TAG, value
     if value == "<<":
         return _MERGE_TAG, value
@@ -213,12 +213,11 @@ def go_resolve(value: str) -> tuple[str, Any]:
 
 
 def _go_parse_float(text: str) -> float | None:
-    if not text or not _GO_PARSE_FLOAT.fullmatch(text) or not any(c.isdigit() for c in text):
+    """Go's ParseFloat for a scalar starting with `.`: no underscores, no overflow."""
+    if not _GO_DOT_FLOAT.fullmatch(text):
         return None
-    try:
-        return float(text.replace("_", ""))
-    except ValueError:
-        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 class _PyYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]

@@ -183,6 +183,10 @@ def test_go_yaml_false_words(word: str) -> None:
         ("Infinity", "Infinity"),
         ("1.2.3", "1.2.3"),
         ("0x", "0x"),
+        ("1e999", "1e999"),  # ParseFloat overflows: not a number to go-yaml
+        (".5e999", ".5e999"),
+        (".5_0", ".5_0"),
+        ("1_0.5", 10.5),
     ],
 )
 def test_go_yaml_plain_scalars(scalar: str, expected: object) -> None:
