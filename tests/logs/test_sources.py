@@ -369,3 +369,29 @@ def test_a_first_line_longer_than_the_sniff_window_is_a_json_line(tmp_path: Path
     found, problems = query([str(path)])
     assert [e.raw for e in found] == [line, lines_of(MINIKUBE)[1]]
     assert problems.total == 0
+
+
+def test_time_window_block_skipping_matches_brute_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubectl_audit.logs import sources
+
+    monkeypatch.setattr(sources, "BLOCK_SIZE", 3000)  # many small blocks, a few lines each
+    events = sorted_minikube()
+    # Write slightly out of order, as concurrent requests are: swap neighbours.
+    shuffled = list(events)
+    for i in range(0, len(shuffled) - 1, 5):
+        shuffled[i], shuffled[i + 1] = shuffled[i + 1], shuffled[i]
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"".join(line + b"\n" for line in shuffled))
+    stamps = sorted(json.loads(line)["stageTimestamp"] for line in events)
+    for low, high in ((10, 200), (0, 50), (300, 510), (255, 256)):
+        since = datetime.fromisoformat(stamps[low].replace("Z", "+00:00"))
+        until = datetime.fromisoformat(stamps[high].replace("Z", "+00:00"))
+        found, _ = query([str(path)], FilterSpec(since=since, until=until))
+        expected = [
+            line
+            for line in shuffled
+            if stamps[low] <= json.loads(line)["stageTimestamp"] <= stamps[high]
+        ]
+        assert [e.raw for e in found] == expected, (low, high)
