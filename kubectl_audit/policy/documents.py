@@ -1,15 +1,15 @@
 """Finding the audit policies inside a file: a plain Policy, or ConfigMaps that carry them.
 
 A file is a *policy file* unless its first document is a ConfigMap or a List of them, or
-it is a multi-document stream whose first document is not policy-like but which holds a
-ConfigMap (e.g. kustomize output with a Namespace first). A policy file is handed to the
+it is a multi-document stream whose first document declares some other kind (not an audit
+Policy) and which holds a ConfigMap (e.g. kustomize output with a Namespace first). A policy file is handed to the
 loader whole, because kube-apiserver reads only its first document and that is part of
 what we check.
 
 In a ConfigMap, a `data` key holds a policy when
 * its name is one of `policy.yaml`, `policy.yml`, `policy.json`, `audit-policy.yaml`,
-  `audit-policy.yml`, `audit-policy.json`, `audit.yaml` (then even a broken value is checked:
-  that is the point), or
+  `audit-policy.yml`, `audit-policy.json` (then even a broken value is checked: that is the
+  point), or
 * its name ends in `.yaml`, `.yml` or `.json` and the value declares
   `apiVersion: audit.k8s.io/...` or `kind: Policy` (any key case, as the decoder reads it).
 `binaryData` is not looked at.
@@ -42,7 +42,6 @@ POLICY_KEYS = frozenset(
         "audit-policy.yaml",
         "audit-policy.yml",
         "audit-policy.json",
-        "audit.yaml",
     )
 )
 _POLICY_SUFFIXES = (".yaml", ".yml", ".json")
