@@ -8,10 +8,11 @@ the script POSTs its arguments to `{kubelet_url}/crictl` (or `/systemctl`) with 
 Wire format (both directions binary-safe, producible and parsable with busybox tools only):
 - request body: the arguments as a JSON array of strings, written by busybox awk from its
   ARGV (only `"`, `\\` and control characters are escaped; every other byte is copied, so
-  non-UTF-8 bytes survive and read back as surrogate escapes). Not NUL-separated: busybox
-  wget's --post-file sends the file as a C string, so a NUL would end the body.
+  non-UTF-8 bytes survive and read back as surrogate escapes), sent with --post-data.
+  (Not NUL-separated: busybox wget posts C strings, a NUL would end the body.)
 - reply body: an ASCII header line `<exit code> <stdout length> <stderr length>\\n`, then
-  exactly that many stdout bytes, then the stderr bytes (cut with `tail -c`/`head -c`).
+  exactly that many stdout bytes, then the stderr bytes (split off the pipe with sh `read`
+  and `dd iflag=count_bytes,fullblock`, which never read past what they are asked for).
 
 If the kubelet endpoint cannot be reached (or answers garbage), the stand-in fails as the
 real tool does when its daemon is down: crictl's fatal "validate service connection" line,
@@ -42,10 +43,13 @@ _SYSTEMCTL_DOWN = "printf '%s\\n' " + shlex.quote("Failed to connect to bus: Con
 _SCRIPT = r"""#!/bin/sh
 # {tool} stand-in of the kubesim cluster simulator (tests/kubesim/standins.py):
 # forwards its arguments to the simulated kubelet and reproduces its answer.
+# No temporary files: it must work on a read-only root too, as the real binary does.
 url='{url}'
-tmp=$(mktemp -d /tmp/.kubesim-{tool}.XXXXXX) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-awk 'BEGIN {{
+down() {{
+    {down} >&2
+    exit 1
+}}
+args=$(awk 'BEGIN {{
     for (n = 1; n < 32; n++) esc[sprintf("%c", n)] = sprintf("\\u%04x", n)
     esc["\""] = "\\\""
     esc["\\"] = "\\\\"
@@ -60,25 +64,20 @@ awk 'BEGIN {{
         printf "%s\"%s\"", (i > 1 ? "," : ""), out
     }}
     printf "]"
-}}' "$@" >"$tmp/args" || exit 1
-down() {{
-    {down} >&2
-    exit 1
+}}' "$@") || exit 1
+timeout {timeout} wget -q -Y off -O - --header 'Content-Type: application/json' \
+    --post-data "$args" "$url" 2>/dev/null | {{
+    IFS= read -r header || down
+    case "$header" in
+        '' | *[!0-9\ ]*) down ;;
+    esac
+    set -- $header
+    [ $# -eq 3 ] || down
+    # dd with count_bytes+fullblock reads exactly that many bytes off the pipe.
+    dd bs=65536 count="$2" iflag=count_bytes,fullblock status=none
+    dd bs=65536 count="$3" iflag=count_bytes,fullblock status=none >&2
+    exit "$1"
 }}
-timeout {timeout} wget -q -Y off -O "$tmp/reply" \
-    --header 'Content-Type: application/json' \
-    --post-file "$tmp/args" "$url" 2>"$tmp/wget.err" || down
-header=$(head -n 1 "$tmp/reply")
-case "$header" in
-    '' | *[!0-9\ ]*) down ;;
-esac
-set -- $header
-[ $# -eq 3 ] || down
-code=$1
-start=$(( ${{#header}} + 2 ))
-tail -c +"$start" "$tmp/reply" | head -c "$2"
-tail -c +"$(( start + $2 ))" "$tmp/reply" | head -c "$3" >&2
-exit "$code"
 """
 
 _URL = re.compile(r"^https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/%-]*)?$")

