@@ -141,6 +141,10 @@ class Follow:
         return len(found)
 
     @property
+    def followed(self) -> int:
+        return len(self._followed)
+
+    @property
     def done(self) -> bool:
         return self.limit is not None and self.renderer.count >= self.limit
 
@@ -161,6 +165,8 @@ def follow(
 ) -> None:
     """Follow until `stop()` (tests), --limit, or Ctrl-C."""
     following = Follow(sets, matcher, renderer, problems, limit)
+    if not following.followed:
+        return  # stdin was read to its end already; nothing else grows
     try:
         while not following.done and not stop():
             if not following.round():

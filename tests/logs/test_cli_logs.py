@@ -213,3 +213,10 @@ def test_subprocess_reader_leaving_early_is_not_an_error(tmp_path: Path) -> None
     assert process.wait(timeout=60) == 0, stderr
     assert first == MINIKUBE.read_bytes().splitlines(keepends=True)[0]
     assert b"Traceback" not in stderr and b"Error" not in stderr
+
+
+def test_follow_on_stdin_ends_with_its_input() -> None:
+    first = MINIKUBE.read_bytes().splitlines(keepends=True)[0]
+    result = _subprocess("--file", "-", "-f", "-o", "jsonl", stdin=first)
+    assert result.returncode == 0
+    assert result.stdout == first
