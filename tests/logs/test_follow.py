@@ -177,3 +177,41 @@ def test_cli_follow_in_a_subprocess(tmp_path: Path) -> None:
         if process.stdout:
             process.stdout.close()
     assert process.returncode == 130
+
+
+def test_follow_two_nodes_at_once(tmp_path: Path) -> None:
+    paths = []
+    for node in ("cp-1", "cp-2"):
+        (tmp_path / node).mkdir()
+        path = tmp_path / node / "audit.log"
+        path.write_bytes(b"")
+        paths.append(path)
+    sources = file_sets([str(p) for p in paths])
+    matcher = compile_filters(FilterSpec())
+    out = io.BytesIO()
+    renderer = JsonLinesRenderer(out)
+    problems = Problems()
+    run(sources, matcher, renderer, problems)
+
+    def write_both() -> None:
+        time.sleep(0.2)
+        append(paths[0], EVENTS[0] + b"\n")
+        append(paths[1], EVENTS[1] + b"\n")
+        time.sleep(0.2)
+        rotate(paths[1])
+        append(paths[1], EVENTS[2] + b"\n")
+
+    thread = threading.Thread(target=write_both, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WAIT
+    follow(
+        [s for s in sources if isinstance(s, FileSet)],
+        matcher,
+        renderer,
+        problems,
+        limit=3,
+        stop=lambda: time.monotonic() > deadline,
+        interval=0.05,
+    )
+    thread.join(timeout=WAIT)
+    assert sorted(out.getvalue().splitlines()) == sorted(EVENTS[:3])
