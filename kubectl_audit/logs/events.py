@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 _AUDIT_GROUP = "audit.k8s.io/"
-_EMPTY: dict[str, Any] = {}
 DECISION_ANNOTATION = "authorization.k8s.io/decision"
 
 
@@ -121,67 +120,85 @@ def decision(data: dict[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Event:
-    """The view of one audit event that the renderers use."""
+    """The view of one audit event that the renderers use.
+
+    Only what every event needs is computed up front (the merge key and the bytes); the
+    shown fields are read from the parsed event when a renderer asks, so `-o jsonl` of a
+    big unfiltered log does not pay for table columns it never prints.
+    """
 
     node: str
     key: str  # time_key of the event time; the merge order
     time: str  # RFC 3339 text as written
-    received: str  # requestReceivedTimestamp (may be "")
-    username: str
-    impersonated: str
-    verb: str
-    resource: str
-    subresource: str
-    api_group: str
-    namespace: str
-    name: str
-    uri: str
-    code: int | None
-    stage: str
-    level: str
-    source_ips: tuple[str, ...]
-    user_agent: str
     raw: bytes  # the line exactly as in the log (without its newline)
     data: dict[str, Any]
 
     @classmethod
     def of(cls, data: dict[str, Any], raw: bytes, node: str) -> Event:
-        # Inlined field reads: this runs once per matching event, millions of times for an
-        # unfiltered query of a big log.
-        get = data.get
-        ref = get("objectRef")
-        if type(ref) is not dict:
-            ref = _EMPTY
-        user = get("user")
-        impersonated = get("impersonatedUser")
-        status = get("responseStatus")
-        code = status.get("code") if type(status) is dict else None
-        when = get("stageTimestamp")
-        if not isinstance(when, str) or not when:
+        when = data.get("stageTimestamp")
+        if type(when) is not str or not when:
             when = event_time(data)
-        ips = get("sourceIPs")
-        return cls(
-            node=node,
-            key=time_key(when),
-            time=when,
-            received=_text(get("requestReceivedTimestamp")),
-            username=_text(user.get("username")) if type(user) is dict else "",
-            impersonated=_text(impersonated.get("username")) if type(impersonated) is dict else "",
-            verb=_text(get("verb")),
-            resource=_text(ref.get("resource")),
-            subresource=_text(ref.get("subresource")),
-            api_group=_text(ref.get("apiGroup")),
-            namespace=_text(ref.get("namespace")),
-            name=_text(ref.get("name")),
-            uri=_text(get("requestURI")),
-            code=code if type(code) is int else None,
-            stage=_text(get("stage")),
-            level=_text(get("level")),
-            source_ips=tuple(ip for ip in ips if isinstance(ip, str)) if type(ips) is list else (),
-            user_agent=_text(get("userAgent")),
-            raw=raw,
-            data=data,
-        )
+        return cls(node, time_key(when), when, raw, data)
+
+    @property
+    def received(self) -> str:
+        return _text(self.data.get("requestReceivedTimestamp"))
+
+    @property
+    def username(self) -> str:
+        return user_names(self.data)[0]
+
+    @property
+    def impersonated(self) -> str:
+        return user_names(self.data)[1]
+
+    @property
+    def verb(self) -> str:
+        return _text(self.data.get("verb"))
+
+    @property
+    def resource(self) -> str:
+        return _text(object_ref(self.data).get("resource"))
+
+    @property
+    def subresource(self) -> str:
+        return _text(object_ref(self.data).get("subresource"))
+
+    @property
+    def api_group(self) -> str:
+        return _text(object_ref(self.data).get("apiGroup"))
+
+    @property
+    def namespace(self) -> str:
+        return _text(object_ref(self.data).get("namespace"))
+
+    @property
+    def name(self) -> str:
+        return _text(object_ref(self.data).get("name"))
+
+    @property
+    def uri(self) -> str:
+        return _text(self.data.get("requestURI"))
+
+    @property
+    def code(self) -> int | None:
+        return response_code(self.data)
+
+    @property
+    def stage(self) -> str:
+        return _text(self.data.get("stage"))
+
+    @property
+    def level(self) -> str:
+        return _text(self.data.get("level"))
+
+    @property
+    def source_ips(self) -> tuple[str, ...]:
+        return source_ips(self.data)
+
+    @property
+    def user_agent(self) -> str:
+        return _text(self.data.get("userAgent"))
 
     @property
     def user(self) -> str:
