@@ -3,10 +3,15 @@ Status errors (404/409/422/403), Pod Security admission and the per-user 403s.""
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import threading
+import urllib.error
+import urllib.request
 
 import pytest
+import yaml
 from kubernetes import client, config, watch
 
 from tests.kubesim import Cluster
@@ -269,3 +274,26 @@ def test_self_subject_access_review_answers_for_the_caller(kubesim: Cluster):
 
     assert can("create")
     assert not can("delete")
+
+
+def test_anonymous_callers_only_reach_the_public_paths(kubesim: Cluster):
+    cluster_entry = yaml.safe_load(kubesim.kubeconfig.read_text())["clusters"][0]["cluster"]
+    context = ssl.create_default_context(
+        cadata=base64.b64decode(cluster_entry["certificate-authority-data"]).decode()
+    )
+
+    def get(path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(kubesim.api_url + path, context=context) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    assert get("/readyz") == (200, b"ok")
+    assert json.loads(get("/version")[1])["gitVersion"] == "v1.36.0"
+    code, body = get("/api/v1/nodes")
+    assert code == 403
+    assert json.loads(body)["message"] == (
+        'nodes is forbidden: User "system:anonymous" cannot list resource "nodes" in API group'
+        ' "" at the cluster scope'
+    )
