@@ -45,6 +45,7 @@ class Problems:
     truncated: int = 0
     first: tuple[str, int] | None = None  # (file, byte offset) of the first one
     broken: list[str] = field(default_factory=list)  # files that end early: why
+    events: int = 0  # audit events parsed (matching or not)
 
     @property
     def total(self) -> int:
@@ -63,6 +64,12 @@ class Problems:
         skipped = self._skipped()
         if skipped:
             lines.append(skipped)
+            if not self.events and self.not_json:
+                lines.append(
+                    "hint: no line was an audit event: the input should be JSON lines as the "
+                    "apiserver writes them (--audit-log-format=json); YAML and the legacy "
+                    "text format are not read"
+                )
         return "\n".join(lines) or None
 
     def _skipped(self) -> str | None:
@@ -188,6 +195,7 @@ class Scanner:
         if not is_audit_event(data):
             self.problems.add("not_event", block.origin, block.offset + _offset(block, line, start))
             return
+        self.problems.events += 1
         if self.matcher.predicate(data):
             yield Event.of(data, line, self.node)
 

@@ -220,3 +220,10 @@ def test_follow_on_stdin_ends_with_its_input() -> None:
     result = _subprocess("--file", "-", "-f", "-o", "jsonl", stdin=first)
     assert result.returncode == 0
     assert result.stdout == first
+
+
+def test_yaml_input_is_explained(audit_logs: Path) -> None:
+    result = run("--file", str(audit_logs / "khi-oss-kind-v1.32-event.yaml"))
+    assert result.exit_code == 0
+    assert "hint: no line was an audit event" in result.stderr
+    assert "YAML" in result.stderr
