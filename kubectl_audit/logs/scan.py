@@ -92,14 +92,21 @@ class Problems:
 
 def _line_number(origin: str, offset: int) -> str:
     """`line N` for a plain file (counted again only now, for the one message)."""
+    newlines = 0
     try:
         with open(origin, "rb") as handle:
-            head = handle.read(offset)
+            if handle.read(2) == b"\x1f\x8b":
+                return f"byte {offset} (uncompressed)"
+            handle.seek(0)
+            left = offset
+            while left > 0:
+                chunk = handle.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                newlines += chunk.count(b"\n")
+                left -= len(chunk)
     except OSError:
         return f"byte {offset}"
-    if head[:2] == b"\x1f\x8b":
-        return f"byte {offset} (uncompressed)"
-    newlines = head.count(b"\n")
     return f"line {newlines + 1}"
 
 
