@@ -4,16 +4,17 @@ Every finding names its rule (`rules[i]`, as `field`) and line, in one short lin
 works as an admission-webhook warning. What is checked:
 
 * sensitive data in bodies: Secrets, ConfigMaps, TokenReviews and TokenRequests whose
-  content the decisive rule would write to the log. The policy is evaluated (first match
-  wins) over representative requests: every verb that carries the content in a body, in
-  the namespaces and for the names the policy mentions (plus `default` and none), by no
-  user, an unnamed user and every user and group the policy mentions. Content is in the
-  log when the level is RequestResponse (any verb: get/list/delete return objects, writes
-  echo them; watch is included to be safe) or Request for verbs whose request body holds
-  it (create/update/patch of Secrets and
-  ConfigMaps, create of a TokenReview). A TokenRequest's request body holds no token, so
-  `serviceaccounts/token` is only flagged at RequestResponse; a deletecollection's
-  body is DeleteOptions, so Request for it exposes nothing.
+  content the rule that matches first would write to the log. For each Request or
+  RequestResponse rule that can see such a resource, requests it matches are built to
+  dodge the earlier rules (each user, group, namespace and name the rule allows, or one
+  no rule names where it allows any); if any request reaches the rule first, one of
+  these does, so nothing is missed and nothing is reported that cannot happen. Content
+  is in the log at RequestResponse (any verb: get/list/delete return objects, writes
+  echo them; watch is included to be safe) or at Request for verbs whose request body
+  holds it (create/update/patch of Secrets and ConfigMaps, create of a TokenReview). A
+  TokenRequest's request body holds no token, so `serviceaccounts/token` is only flagged
+  at RequestResponse; a deletecollection's body is DeleteOptions, so Request for it
+  exposes nothing.
 * rules that can never match because one earlier rule matches a superset of their
   requests (a sound "covers" check: it only claims coverage it can prove, so a rule
   shadowed only by several earlier rules together is not reported);
@@ -26,16 +27,19 @@ works as an admission-webhook warning. What is checked:
   built-in group (`deployments` in the core group);
 * no catch-all rule at all: requests that no rule matches are not logged;
 * RequestReceived not omitted: every request would be logged twice.
+
+The two checks that compare rules with each other spend at most DEFAULT_BUDGET units of
+work; on a huge policy they report where they stopped rather than run for minutes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from kubectl_audit.policy.attributes import BUILTIN_RESOURCES
-from kubectl_audit.policy.checker import PolicyChecker, group_resources_match, rule_matches
+from kubectl_audit.policy.checker import group_resources_match, rule_matches
 from kubectl_audit.policy.model import (
     Finding,
     GroupResources,
@@ -50,6 +54,10 @@ LINT = "Lint"
 AUTHENTICATED = "system:authenticated"
 PROBE_USER = "kubectl-audit:any-user"  # a user no policy names: "any user"
 PROBE_NAME = "kubectl-audit-any-name"
+PROBE_NAMESPACE = "kubectl-audit-any-namespace"
+# Work units (about one rule comparison each) one lint check may spend, well under a second;
+# beyond it the check says where it stopped instead of stalling `validate` or the webhook.
+DEFAULT_BUDGET = 1_000_000
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
@@ -106,71 +114,12 @@ def _finding(policy: Policy, index: int, message: str) -> Finding:
 # -- sensitive data ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Probe:
-    who: str
-    user: UserInfo | None
-
-
-def _probes(policy: Policy) -> list[_Probe]:
-    """Identities that between them reach every rule a user could reach, one per behaviour.
-
-    Two identities that pass the same rules' user/group selectors get the same decision
-    for every request, so only the first of each such class is kept (the most general
-    description first: "any user" before named users and groups).
-    """
-    users = sorted({u for rule in policy.rules for u in rule.users})
-    groups = sorted({g for rule in policy.rules for g in rule.user_groups} - {AUTHENTICATED})
-    candidates = [
-        _Probe("any user", UserInfo(PROBE_USER, (AUTHENTICATED,))),
-        _Probe("any user", UserInfo(PROBE_USER, ())),
-        _Probe("an unauthenticated request", None),
-    ]
-    # With and without system:authenticated, so that a rule for that group earlier in
-    # the policy cannot hide a later one from the probe.
-    for g in groups:
-        candidates.append(_Probe(f"group {g}", UserInfo(PROBE_USER, (g, AUTHENTICATED))))
-        candidates.append(_Probe(f"group {g}", UserInfo(PROBE_USER, (g,))))
-    for user in users:
-        candidates.append(_Probe(f"user {user}", UserInfo(user, (AUTHENTICATED,))))
-        candidates.append(_Probe(f"user {user}", UserInfo(user, ())))
-        # A named user in a group matters only where one rule names both. An identity
-        # with more groups passes more rules' selectors, never fewer, so one group each
-        # reaches every rule some identity can reach first.
-        together = {g for r in policy.rules if user in r.users for g in r.user_groups}
-        for g in sorted(together):
-            candidates.append(_Probe(f"user {user} in {g}", UserInfo(user, (g, AUTHENTICATED))))
-            candidates.append(_Probe(f"user {user} in {g}", UserInfo(user, (g,))))
-    selectors = [PolicyRule(users=r.users, user_groups=r.user_groups) for r in policy.rules]
-    kept: dict[tuple[bool, ...], _Probe] = {}
-    for probe in candidates:
-        request = RequestAttributes(verb="", user=probe.user)
-        signature = tuple(rule_matches(selector, request) for selector in selectors)
-        kept.setdefault(signature, probe)
-    return list(kept.values())
-
-
-def _distinct(values: list[str], lists: list[tuple[str, ...]]) -> list[str]:
-    """`values` minus those that every list in `lists` treats like an earlier one."""
+def _distinct(values: Sequence[str], lists: Sequence[tuple[str, ...]]) -> list[str]:
+    """`values`, keeping only the first of those that every list in `lists` treats alike."""
     kept: dict[tuple[bool, ...], str] = {}
     for value in values:
         kept.setdefault(tuple(not entries or value in entries for entries in lists), value)
     return list(kept.values())
-
-
-def _requests(policy: Policy, sensitive: Sensitive) -> Iterator[tuple[str, str, str]]:
-    """(verb, namespace, name) combinations worth asking about, one per behaviour."""
-    namespaces = [""]
-    if sensitive.namespaced:
-        namespaces += sorted({"default"} | {ns for rule in policy.rules for ns in rule.namespaces})
-    name_lists = [entry.resource_names for rule in policy.rules for entry in rule.resources]
-    names = ["", *sorted({PROBE_NAME} | {n for entries in name_lists for n in entries} - {""})]
-    namespaces = _distinct(namespaces, [rule.namespaces for rule in policy.rules])
-    names = _distinct(names, name_lists)
-    for verb in sensitive.response_verbs:
-        for namespace in namespaces:
-            for name in names:
-                yield verb, namespace, name
 
 
 def _short(text: str, limit: int = 24) -> str:
@@ -183,12 +132,16 @@ def _exposes(sensitive: Sensitive, level: str, verb: str) -> bool:
     return level == "Request" and verb in sensitive.request_verbs
 
 
-def _may_select(rule: PolicyRule, sensitive: Sensitive) -> bool:
-    """Whether `rule` matches some request for `sensitive` (any user, verb, namespace, name)."""
+def _selecting_entries(rule: PolicyRule, sensitive: Sensitive) -> list[GroupResources] | None:
+    """The `resources` entries of `rule` that can select `sensitive` (any name).
+
+    None when the rule cannot see the resource at all; [] when it sees every resource.
+    """
     if not rule.is_resource_rule:
-        return not rule.non_resource_urls
+        return None if rule.non_resource_urls else []
     if not rule.resources:
-        return True
+        return []
+    entries = []
     for entry in rule.resources:
         # Ask with a name the entry admits, so resourceNames cannot hide the resource.
         attrs = RequestAttributes(
@@ -199,44 +152,125 @@ def _may_select(rule: PolicyRule, sensitive: Sensitive) -> bool:
             name=entry.resource_names[0] if entry.resource_names else "",
         )
         if group_resources_match(entry, attrs):
-            return True
-    return False
+            entries.append(entry)
+    return entries or None
 
 
-def sensitive_exposure(policy: Policy) -> list[Finding]:
-    """One warning per (rule, resource) whose bodies the rule would log."""
-    seen: dict[tuple[int, str], Finding] = {}
-    for sensitive in SENSITIVE:
-        # Rules that can never see this resource cannot decide for it: leaving them out
-        # keeps first-match order and shrinks the identities and names worth probing.
-        indexes = [i for i, rule in enumerate(policy.rules) if _may_select(rule, sensitive)]
-        relevant = replace(policy, rules=tuple(policy.rules[i] for i in indexes))
-        checker = PolicyChecker(relevant)
-        probes = _probes(relevant)
-        for verb, namespace, name in _requests(relevant, sensitive):
-            for probe in probes:
-                attrs = RequestAttributes(
-                    verb=verb,
-                    user=probe.user,
-                    namespace=namespace,
-                    api_group=sensitive.group,
-                    resource=sensitive.resource,
-                    subresource=sensitive.subresource,
-                    name=name,
+@dataclass
+class _Budget:
+    """Bounds the work of one lint run: a 1 MiB policy must not stall the webhook."""
+
+    left: int
+
+    def spend(self, amount: int) -> bool:
+        self.left -= amount
+        return self.left >= 0
+
+
+def _candidates(
+    policy: Policy, index: int, sensitive: Sensitive, entries: list[GroupResources]
+) -> Iterator[tuple[str, RequestAttributes]]:
+    """Requests for `sensitive` that rules[index] matches, built to dodge earlier rules.
+
+    Where the rule restricts a selector, each value it allows is tried (one group at a
+    time, and only one value per class the earlier rules cannot tell apart); where it does
+    not, a value no rule names is used, which passes exactly the rules without that
+    selector. If any request for the resource reaches the rule first, one of these does:
+    swapping a request's values for these passes a subset of the earlier rules.
+    """
+    rule = policy.rules[index]
+    earlier = policy.rules[:index]
+    users: list[str] = (
+        _distinct(rule.users, [r.users for r in earlier]) if rule.users else [PROBE_USER]
+    )
+    groups: list[str | None] = (
+        list(_distinct(rule.user_groups, [r.user_groups for r in earlier]))
+        if rule.user_groups
+        else [None]
+    )
+    if sensitive.namespaced:
+        namespaces = (
+            _distinct(rule.namespaces, [r.namespaces for r in earlier])
+            if rule.namespaces
+            else [PROBE_NAMESPACE]
+        )
+    else:
+        namespaces = [""] if not rule.namespaces or "" in rule.namespaces else []
+    names: list[str] = []
+    if not entries or any(not entry.resource_names for entry in entries):
+        names.append(PROBE_NAME)
+    earlier_names = [e.resource_names for r in earlier for e in r.resources]
+    named = [n for entry in entries for n in entry.resource_names]
+    names += _distinct(list(dict.fromkeys(named)), earlier_names)
+    verbs = [v for v in (rule.verbs or ALL_VERBS) if _exposes(sensitive, rule.level, v)]
+    for verb in dict.fromkeys(verbs):
+        for user in users:
+            for group in groups:
+                who = (
+                    f"user {user}"
+                    if rule.users
+                    else f"group {group}"
+                    if group is not None
+                    else "any user"
                 )
-                decision = checker.decide(attrs)
-                if decision.rule_index is None or not _exposes(sensitive, decision.level, verb):
-                    continue
-                index = indexes[decision.rule_index]
-                key = (index, sensitive.label)
-                if key not in seen:
-                    seen[key] = _finding(
-                        policy,
-                        index,
-                        f"logs {sensitive.label} at {decision.level} ({verb} by "
-                        f"{_short(probe.who)}); put a Metadata rule first",
+                info = UserInfo(user, () if group is None else (group,))
+                for namespace in namespaces:
+                    for name in names:
+                        yield (
+                            f"{verb} by {_short(who)}",
+                            RequestAttributes(
+                                verb=verb,
+                                user=info,
+                                namespace=namespace,
+                                api_group=sensitive.group,
+                                resource=sensitive.resource,
+                                subresource=sensitive.subresource,
+                                name=name,
+                            ),
+                        )
+
+
+def sensitive_exposure(policy: Policy, *, budget: int = DEFAULT_BUDGET) -> list[Finding]:
+    """One warning per (rule, resource) whose content the rule, matching first, would log."""
+    work = _Budget(budget)
+    findings: list[Finding] = []
+    for index, rule in enumerate(policy.rules):
+        if rule.level not in ("Request", "RequestResponse"):
+            continue
+        for sensitive in SENSITIVE:
+            entries = _selecting_entries(rule, sensitive)
+            if entries is None:
+                continue
+            # Sorting the rule's values into classes compares each with every earlier rule.
+            values = len(rule.users) + len(rule.user_groups) + len(rule.namespaces)
+            values += sum(len(entry.resource_names) for entry in entries)
+            if not work.spend(values * index):
+                return [*findings, _stopped(policy, index, "sensitive-data")]
+            for example, attrs in _candidates(policy, index, sensitive, entries):
+                if not work.spend(index + 1):
+                    return [*findings, _stopped(policy, index, "sensitive-data")]
+                if rule_matches(rule, attrs) and not any(
+                    rule_matches(other, attrs) for other in policy.rules[:index]
+                ):
+                    findings.append(
+                        _finding(
+                            policy,
+                            index,
+                            f"logs {sensitive.label} at {rule.level} ({example}); "
+                            "put a Metadata rule first",
+                        )
                     )
-    return [seen[key] for key in sorted(seen)]
+                    break
+    return findings
+
+
+def _stopped(policy: Policy, index: int, check: str) -> Finding:
+    return Finding(
+        LINT,
+        f"the {check} check stopped at rules[{index}]: the policy is too large to check in full",
+        f"rules[{index}]",
+        rule_line(policy, index),
+    )
 
 
 # -- shadowed rules ---------------------------------------------------------------------
@@ -330,9 +364,26 @@ def covers(outer: PolicyRule, inner: PolicyRule) -> bool:
     return True
 
 
-def shadowed_rules(policy: Policy) -> list[Finding]:
+def _size(rule: PolicyRule) -> int:
+    return (
+        len(rule.users)
+        + len(rule.user_groups)
+        + len(rule.verbs)
+        + len(rule.namespaces)
+        + len(rule.non_resource_urls)
+        + sum(1 + len(e.resources) + len(e.resource_names) for e in rule.resources)
+    )
+
+
+def shadowed_rules(policy: Policy, *, budget: int = DEFAULT_BUDGET) -> list[Finding]:
+    work = _Budget(budget)
     findings = []
+    seen_size = 0  # comparing with the earlier rules costs their sizes and ours each time
     for later, rule in enumerate(policy.rules):
+        size = _size(rule)
+        if not work.spend(later * (1 + size) + seen_size):
+            return [*findings, _stopped(policy, later, "unreachable-rule")]
+        seen_size += size
         for earlier in range(later):
             if covers(policy.rules[earlier], rule):
                 where = rule_line(policy, earlier)

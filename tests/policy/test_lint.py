@@ -438,3 +438,31 @@ def test_osd_policy_globs_are_literal() -> None:
         "rules[2]", "rules[6]", "rules[7]", "rules[8]", "rules[9]", "rules[13]"
     }  # fmt: skip
     assert "rules[9]: users entry 'system:node:*' is literal" in " ".join(messages(literal))
+
+
+def test_huge_policies_are_linted_within_a_budget() -> None:
+    # 3,000 rules that each name many users: the checks stop and say where, instead of
+    # spending minutes (the webhook lints every policy ConfigMap it admits).
+    many = Policy(
+        rules=tuple(
+            PolicyRule(
+                "Request",
+                users=tuple(f"user-{i}-{j}" for j in range(20)),
+                namespaces=(f"ns-{i}",),
+                resources=(gr("", "secrets"),),
+            )
+            for i in range(3000)
+        )
+    )
+    stopped = [f.message for f in lint_policy(many) if "stopped" in f.message]
+    assert len(stopped) == 2
+    assert stopped[0].startswith("the sensitive-data check stopped at rules[")
+    assert stopped[1].startswith("the unreachable-rule check stopped at rules[")
+    # A realistic 306-rule policy (GKE's, 18 times over) is checked in full.
+    from kubectl_audit.policy.loader import load_policy
+
+    gke = load_policy((POLICIES / "gke-gce-configure-helper-audit-policy.yaml").read_bytes())
+    assert gke.policy is not None
+    findings = lint_policy(Policy(rules=gke.policy.rules * 18))
+    assert not [f for f in findings if "stopped" in f.message]
+    assert sum("never matches" in f.message for f in findings) == 17 * 17
