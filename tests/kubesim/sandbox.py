@@ -208,27 +208,35 @@ class PodSandbox:
         self._init_pid: int | None = None
         self._exit_code: int | None = None
         self._removed = False
+        self._terminating = False  # terminate() was called: a start in flight must not finish
+        self._start_finished: asyncio.Event | None = None  # set while start() runs
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, argv: Sequence[str]) -> None:
         """Set up the pod root and start `argv` as the pod's main process (its PID 1)."""
-        if self._init is not None:
-            raise SandboxError(f"sandbox {self.name} was already started")
+        if self._init is not None or self._terminating:
+            raise SandboxError(f"sandbox {self.name} was already started or terminated")
         if not argv:
             raise SandboxError("a container needs a command")
         for mount in self.mounts:
             if not mount.source.exists():
                 raise SandboxError(f"mount source {mount.source} for {mount.target} does not exist")
-        await asyncio.to_thread(self._prepare_rootfs)
+        self._start_finished = asyncio.Event()
         try:
-            await self._start_init(argv)
+            await asyncio.to_thread(self._prepare_rootfs)
+            if not self._terminating:
+                await self._start_init(argv)
+            if self._terminating:
+                raise SandboxError(f"pod {self.name} was terminated while starting")
         except BaseException:
             # Also on cancellation (pod deleted while starting): no process, no directory left.
             self._kill_now()
             shutil.rmtree(self.dir, ignore_errors=True)
             self._removed = True
             raise
+        finally:
+            self._start_finished.set()
 
     async def _start_init(self, argv: Sequence[str]) -> None:
         self._check_executable(argv[0])
@@ -298,6 +306,9 @@ class PodSandbox:
 
     async def terminate(self) -> None:
         """Kill every process of the pod (setsid'ed ones too) and remove its directory."""
+        self._terminating = True
+        if self._start_finished is not None:
+            await asyncio.wait_for(self._start_finished.wait(), START_TIMEOUT + STOP_TIMEOUT)
         if self._init is not None and self._init.returncode is None:
             await self._kill_and_reap()
         if not self._removed:

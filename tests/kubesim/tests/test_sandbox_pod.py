@@ -233,3 +233,18 @@ def test_bad_mounts_are_refused(tmp_path: Path) -> None:
         pod(tmp_path, [Mount(tmp_path, "/host/../etc")])
     with pytest.raises(SandboxError, match="does not exist"):
         asyncio.run(pod(tmp_path, [Mount(tmp_path / "missing", "/data")]).start(["true"]))
+
+
+def test_terminate_during_start_leaves_nothing_running(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        sandbox = pod(tmp_path)
+        starting = asyncio.create_task(sandbox.start(["sleep", "9191"]))
+        await asyncio.sleep(0)  # start is under way
+        await sandbox.terminate()
+        with pytest.raises(SandboxError, match="terminated while starting"):
+            await starting
+        assert not sandbox.running
+        assert not sandbox.dir.exists()
+
+    asyncio.run(scenario())
+    assert pids_running("sleep 9191") == []
