@@ -28,6 +28,10 @@ With v4 (and older) the client cannot signal stdin EOF: only v5's `[255, 0]` clo
 process's stdin (or the client closing the whole connection). A command that waits for EOF
 on stdin therefore never ends over v4: that is the real protocol's limitation.
 
+With tty, no terminal is allocated: stderr joins stdout (as both go to the one terminal) and
+resize messages are read and ignored; a real tty would also echo input and turn "\n" into
+"\r\n". SPDY (kubectl's fallback when websockets fail) is not served.
+
 If the task running `handle_exec` is cancelled (the simulated API server went away), the
 connection is aborted without a close message and the exec'd process group is killed;
 processes it detached with setsid live on until their pod ends. If the client goes away,

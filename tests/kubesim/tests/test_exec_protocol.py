@@ -343,3 +343,19 @@ def test_cancelled_exec_aborts_the_socket_and_kills_only_its_process_group(serve
     )
     collect(kill)
     marker.unlink()
+
+
+def test_tty_sends_stderr_on_stdout_and_ignores_resize_messages(server):
+    script = quote("read line; echo out $line; echo err >&2")
+    ws = raw_exec(
+        server,
+        f"command=sh&command=-c&command={script}&stdin=true&tty=true&stderr=true",
+        ["v5.channel.k8s.io"],
+    )
+    ws.send_binary(b'\x04{"Width":80,"Height":24}')
+    ws.send_binary(b"\x00hello\n")
+    received = messages(ws)
+    output = b"".join(data[1:] for _, data in received if data[:1] == b"\x01")
+    assert output == b"out hello\nerr\n"
+    assert not [data for _, data in received if data[:1] == b"\x02"]
+    assert json.loads(received[-1][1][1:])["status"] == "Success"
