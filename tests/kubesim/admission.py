@@ -52,8 +52,9 @@ _RESTRICTED_VOLUME_SOURCES = (
     "projected",
     "secret",
 )
-LEVEL_LABEL = "pod-security.kubernetes.io/enforce"
-VERSION_LABEL = "pod-security.kubernetes.io/enforce-version"
+LABEL_PREFIX = "pod-security.kubernetes.io/"
+LEVEL_LABEL = f"{LABEL_PREFIX}enforce"
+VERSION_LABEL = f"{LABEL_PREFIX}enforce-version"
 
 
 @dataclass(frozen=True)
@@ -367,13 +368,14 @@ _RESTRICTED: list[tuple[str, Check, tuple[str, ...]]] = [
 ]
 
 
-def pod_security_violation(namespace: dict | None, pod: dict) -> str | None:
-    """The `violates PodSecurity ...` text if the namespace's enforce level refuses the pod."""
+def _pod_security_findings(namespace: dict | None, pod: dict, mode: str) -> str | None:
+    """`PodSecurity "<level>:<version>": <findings>` for the namespace's `mode` label
+    (enforce, warn or audit), or None when that level admits the pod."""
     labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
-    level = labels.get(LEVEL_LABEL, "privileged")
+    level = labels.get(f"{LABEL_PREFIX}{mode}", "privileged")
     if level not in ("baseline", "restricted"):
         return None
-    version = labels.get(VERSION_LABEL, "latest")
+    version = labels.get(f"{LABEL_PREFIX}{mode}-version", "latest")
     checks = list(_BASELINE)
     if level == "restricted":
         overridden = {o for _, _, overrides in _RESTRICTED for o in overrides}
@@ -383,4 +385,16 @@ def pod_security_violation(namespace: dict | None, pod: dict) -> str | None:
     if not found:
         return None
     parts = [f"{reason} ({detail})" if detail else reason for reason, detail in found]
-    return f'violates PodSecurity "{level}:{version}": {", ".join(parts)}'
+    return f'PodSecurity "{level}:{version}": {", ".join(parts)}'
+
+
+def pod_security_violation(namespace: dict | None, pod: dict) -> str | None:
+    """The `violates PodSecurity ...` text if the namespace's enforce level refuses the pod."""
+    findings = _pod_security_findings(namespace, pod, "enforce")
+    return f"violates {findings}" if findings else None
+
+
+def pod_security_warning(namespace: dict | None, pod: dict) -> str | None:
+    """The `would violate PodSecurity ...` warning of the namespace's warn level."""
+    findings = _pod_security_findings(namespace, pod, "warn")
+    return f"would violate {findings}" if findings else None

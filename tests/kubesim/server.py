@@ -643,8 +643,11 @@ class ApiServer:
                     f'pods "{meta["name"]}" is forbidden: {violation}',
                     {"name": meta["name"], "kind": "pods"},
                 )
+        warning = (
+            admission.pod_security_warning(namespace, body) if info.resource == "pods" else None
+        )
         if self._dry_run(exchange):
-            return self._reply(exchange, body, 201)
+            return self._warned(self._reply(exchange, body, 201), warning)
         try:
             created = store.create(info.resource, body)
         except StoreConflict as exc:
@@ -654,7 +657,14 @@ class ApiServer:
                 str(exc),
                 {"name": meta["name"], "kind": info.resource},
             ) from exc
-        return self._reply(exchange, created, 201)
+        return self._warned(self._reply(exchange, created, 201), warning)
+
+    @staticmethod
+    def _warned(response: web.Response, warning: str | None) -> web.Response:
+        """Adds an RFC 7234 `Warning: 299` header, which kubectl prints as `Warning: ...`."""
+        if warning:
+            response.headers["Warning"] = '299 - "' + warning.replace('"', '\\"') + '"'
+        return response
 
     def _store_update(self, exchange: Exchange, obj: dict, expect: str | None) -> dict:
         info = exchange.info

@@ -162,3 +162,13 @@ def test_apply_creates_then_patches(kubesim: Cluster, tmp_path):
     assert kubectl(kubesim, "apply", "-f", str(manifest)).stdout == "configmap/applied configured\n"
     data = kubectl(kubesim, "get", "cm", "applied", "-n", "kube-system", "-o", "jsonpath={.data}")
     assert data.stdout == '{"level":"Request"}'
+
+
+def test_pod_security_warn_level_prints_a_warning_and_admits(kubesim: Cluster):
+    kubectl(kubesim, "label", "ns", "default", "pod-security.kubernetes.io/warn=restricted")
+    done = kubectl(kubesim, "run", "plain", "--image=busybox", "--", "sleep", "5")
+    assert done.stdout.strip() == "pod/plain created"
+    assert done.stderr.startswith(
+        'Warning: would violate PodSecurity "restricted:latest": allowPrivilegeEscalation !='
+        ' false (container "plain" must set securityContext.allowPrivilegeEscalation=false)'
+    )
