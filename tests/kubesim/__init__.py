@@ -9,7 +9,7 @@ In tests, take the `kubesim` fixture (1 control plane + 1 worker) or `kubesim_ha
 root, no `unshare`) and always shut the cluster down::
 
     def test_status(kubesim):
-        run_cli("status", "--kubeconfig", kubesim.kubeconfig)
+        # the plugin / kubectl / kubernetes client get --kubeconfig kubesim.kubeconfig
         node = kubesim.control_plane_nodes[0]
         manifest = kubesim.node_root(node) / "etc/kubernetes/manifests/kube-apiserver.yaml"
         kubesim.forbid("create", "pods/exec")       # 403 for everyone (user=... for one)
