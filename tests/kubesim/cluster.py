@@ -310,6 +310,8 @@ class Cluster:
     async def _reopen(self) -> None:
         if self.apiservers_up():
             await self.server.start_listening()
+        if not self.apiservers_up():  # it went down again while the socket was opening
+            self.server.stop_listening()
 
     def record_request(self, record: RequestRecord, node: str | None = None) -> None:
         """Hands the served request to the apiserver that served it (for its audit log)."""
