@@ -178,6 +178,9 @@ def logs(
         if nodes:
             raise UsageError("--node selects cluster nodes; with --file every file given is read")
         sources = file_sets(paths, since=spec.since, until=spec.until)
+        for source in sources:
+            if follow and isinstance(source, FileSet):
+                source.leave_tail_to_follower = True
     else:
         sources = cluster_sources(kube, nodes, via, matcher.literals_for_node)
 

@@ -348,6 +348,9 @@ class FileSet:
     skipped: list[Path] = field(default_factory=list)
     read_up_to: ReadUpTo | None = None
     live: Path | None = None  # the current log, followed by -f even if the window skipped it
+    # With -f the current log's unfinished last line is left to the follower (it is being
+    # written), instead of being reported as truncated.
+    leave_tail_to_follower: bool = False
 
     def size(self) -> int | None:
         total = 0
@@ -370,6 +373,8 @@ class FileSet:
                 for block in file_blocks(path, handle):
                     if not block.tail:
                         end = block.offset + block.stop
+                    elif self.leave_tail_to_follower and block.broken is None:
+                        continue
                     yield block
                 self.read_up_to = ReadUpTo(info.st_dev, info.st_ino, end)
 

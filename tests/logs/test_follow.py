@@ -215,3 +215,30 @@ def test_follow_two_nodes_at_once(tmp_path: Path) -> None:
     )
     thread.join(timeout=WAIT)
     assert sorted(out.getvalue().splitlines()) == sorted(EVENTS[:3])
+
+
+def test_lines_written_between_reading_and_following_come_out_once(tmp_path: Path) -> None:
+    current = tmp_path / "audit.log"
+    current.write_bytes(EVENTS[0] + b"\n" + EVENTS[1][:40])  # the writer is mid-line
+    sources = file_sets([str(current)])
+    for source in sources:
+        assert isinstance(source, FileSet)
+        source.leave_tail_to_follower = True  # what the CLI does with -f
+    matcher = compile_filters(FilterSpec())
+    out = io.BytesIO()
+    renderer = JsonLinesRenderer(out)
+    problems = Problems()
+    run(sources, matcher, renderer, problems)
+    append(current, EVENTS[1][40:] + b"\n" + EVENTS[2] + b"\n")  # before -f starts polling
+    deadline = time.monotonic() + WAIT
+    follow(
+        [s for s in sources if isinstance(s, FileSet)],
+        matcher,
+        renderer,
+        problems,
+        limit=3,
+        stop=lambda: time.monotonic() > deadline,
+        interval=0.05,
+    )
+    assert out.getvalue().splitlines() == EVENTS[:3]
+    assert problems.total == 0  # the half line was being written, not truncated
