@@ -23,12 +23,12 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
 from tests.kubesim.execstream import handle_exec, parse_exec_query
+from tests.kubesim.fixtures import skip_reason
 from tests.kubesim.sandbox import Mount, PodSandbox
 from tests.kubesim.userland import install_busybox
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root: pods run in their own mount and PID namespaces"
-)
+# Root and working mount namespaces, probed once by the simulator's fixtures.
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
 EXEC_PATH = "/api/v1/namespaces/default/pods/debugger/exec"
 

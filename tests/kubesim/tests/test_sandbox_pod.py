@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kubesim.fixtures import skip_reason
 from tests.kubesim.sandbox import (
     USERLAND_TEMPLATE,
     ExecutableNotFound,
@@ -19,9 +20,8 @@ from tests.kubesim.sandbox import (
 )
 from tests.kubesim.userland import install_busybox
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root: pods run in their own mount and PID namespaces"
-)
+# Root and working mount namespaces, probed once by the simulator's fixtures.
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
 
 @pytest.fixture

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.kubesim.fixtures import skip_reason
 from tests.kubesim.sandbox import PodSandbox, userland_template
 from tests.kubesim.userland import applet_paths, install_busybox
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chroot")
+needs_root = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
 # What the contract promises, and what node-side scripts of the plugin can be expected to use.
 COMMANDS = [

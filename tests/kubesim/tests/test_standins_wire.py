@@ -16,6 +16,7 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.kubesim.fixtures import skip_reason
 from tests.kubesim.sandbox import Mount, PodSandbox
 from tests.kubesim.standins import (
     decode_args,
@@ -28,7 +29,7 @@ from tests.kubesim.standins import (
 from tests.kubesim.tests.test_exec_protocol import LoopThread
 from tests.kubesim.userland import install_busybox
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chroot into the node root")
+needs_root = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
 # Arguments are C strings: anything but NUL, including bytes that are not UTF-8.
 c_strings = (
