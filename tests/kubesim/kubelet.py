@@ -605,6 +605,9 @@ class Kubelet:
         self._sync_lock = asyncio.Lock()
         self._restart_requested = False
         self._republish = False
+        self._api_seen = False
+        self._mirrors_stale = False
+        self._flush_armed = False
         self.debug: dict[tuple[str, str], Any] = {}
         self.restarts = 0
         self.ticks = 0  # loop passes so far (tests wait on it instead of sleeping)
@@ -674,6 +677,7 @@ class Kubelet:
                 else:
                     self.source.watch_events()
             await self._reconcile()
+            self._flush_stale_mirrors()
             if self._republish:
                 self._republish = False
                 for worker in self.static.values():
@@ -722,9 +726,42 @@ class Kubelet:
         obj = self.node.cluster.store.get("nodes", None, self.node.name)
         return obj["metadata"].get("uid") if obj else None
 
+    def _api_reachable(self) -> bool:
+        """Mirror pods are written through an apiserver: with none up (a single control plane
+        restarting) the kubelet's changes wait, and land a tick after one is back - so for a
+        moment after /readyz turns OK the old mirror pod, old hash included, is still what
+        the API shows. Before the first apiserver ever came up (cluster bootstrap) writes go
+        straight through, as if the cluster had been running for a while."""
+        up = getattr(self.node.cluster, "apiservers_up", None)
+        if up is None or up():
+            self._api_seen = True
+            return True
+        return not self._api_seen
+
+    def _flush_stale_mirrors(self) -> None:
+        if not self._mirrors_stale or not self._api_reachable():
+            self._flush_armed = False
+            return
+        if not self._flush_armed:
+            self._flush_armed = True  # the kubelet's next pod sync, one tick later
+            return
+        self._mirrors_stale = self._flush_armed = False
+        store = self.node.cluster.store
+        for pod in store.list("pods"):
+            annotations = pod["metadata"].get("annotations") or {}
+            mine = (pod.get("spec") or {}).get("nodeName") == self.node.name
+            orphan = pod["metadata"]["name"] not in self.static
+            if mine and orphan and "kubernetes.io/config.mirror" in annotations:
+                store.delete("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        for worker in list(self.static.values()):
+            self.publish(worker)
+
     def publish(self, worker: StaticPodWorker) -> None:
         """Create or refresh the worker's mirror pod (delete + create when its hash changed)."""
         if self.static.get(worker.pod.name) is not worker:
+            return
+        if self._mirrors_stale or not self._api_reachable():
+            self._mirrors_stale = True  # the next sync after the API is back writes it
             return
         store = self.node.cluster.store
         wanted = worker.mirror_object(self._node_uid())
@@ -741,6 +778,9 @@ class Kubelet:
         store.create("pods", wanted)
 
     def _delete_mirror(self, worker: StaticPodWorker) -> None:
+        if self._mirrors_stale or not self._api_reachable():
+            self._mirrors_stale = True  # the next sync after the API is back writes it
+            return
         store = self.node.cluster.store
         existing = store.get("pods", worker.pod.namespace, worker.pod.name)
         if existing is None:
