@@ -2,9 +2,9 @@
 
 A file is a *policy file* unless its first document is a ConfigMap or a List of them, or
 it is a multi-document stream whose first document declares some other kind (not an audit
-Policy) and which holds a ConfigMap (e.g. kustomize output with a Namespace first). A policy file is handed to the
-loader whole, because kube-apiserver reads only its first document and that is part of
-what we check.
+Policy) and which holds a ConfigMap (e.g. kustomize output with a Namespace first). A
+policy file is handed to the loader whole, because kube-apiserver reads only its first
+document and that is part of what we check.
 
 In a ConfigMap, a `data` key holds a policy when
 * its name is one of `policy.yaml`, `policy.yml`, `policy.json`, `audit-policy.yaml`,
