@@ -313,7 +313,8 @@ async def _run(
         # The real exec ends when its output streams end: a detached child that kept
         # stdout open holds the stream open, as it does on a node.
         await asyncio.gather(*pumps)
-    except asyncio.CancelledError:
+    except BaseException:
+        # Cancelled (API outage) or the stream machinery broke: the exec ends here.
         _kill_group(process)
         raise
     finally:
