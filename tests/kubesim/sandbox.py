@@ -67,9 +67,9 @@ exec >/dev/null
 wait $!
 """
 
-# Runs as PID 1 of the new namespaces, with the host's binaries, before the chroot; its
-# helpers (mount, mknod...) run as its children inside the new PID namespace, so /proc is
-# the pod's. Arguments: rootfs, log file, /dev skeleton, overlay lower dir ("-": rootfs is a plain
+# Runs as PID 1 of the new namespaces, before the chroot; its helpers (busybox mount, cp...)
+# run as its children inside the new PID namespace, so the /proc it mounts is the pod's.
+# Arguments: rootfs, log file, /dev skeleton, overlay lower dir ("-": rootfs is a plain
 # directory), upper dir, work dir, mount count, then per mount (source, target, "ro"|"rw",
 # "root"|"-"), then the container's argv.
 _POD_INIT = r"""
