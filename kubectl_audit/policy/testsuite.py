@@ -17,7 +17,7 @@ errors naming the test and the field, so a typo can never make a test pass silen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,14 +137,14 @@ def load_tests(data: bytes | str, *, source: str) -> tuple[PolicyTest, ...]:
     names: dict[str, int] = {}
     for index, item in enumerate(items):
         path = f"tests[{index}]"
-        test = _load_test(item, path, fail)
+        test = _load_test(item, path, fail, _line_of(lines, path))
         if test.name in names:
             raise fail(
                 path,
                 f'{path}: test name "{test.name}" is already used by tests[{names[test.name]}]',
             )
         names[test.name] = index
-        tests.append(PolicyTest(test.name, test.request, test.expect, _line_of(lines, path)))
+        tests.append(test)
     return tuple(tests)
 
 
@@ -160,7 +160,10 @@ def _line_of(lines: Mapping[str, int], path: str) -> int | None:
     return None
 
 
-def _load_test(item: Any, path: str, fail: Any) -> PolicyTest:
+_Fail = Callable[..., TestFileError]
+
+
+def _load_test(item: Any, path: str, fail: _Fail, line: int | None) -> PolicyTest:
     if not isinstance(item, Mapping):
         raise fail(path, f"{path}: each test is a mapping with name, request and expect")
     name = item.get("name")
@@ -183,10 +186,10 @@ def _load_test(item: Any, path: str, fail: Any) -> PolicyTest:
         field = error.message.partition(":")[0]
         raise fail(f"{path}.{field}", f"{label}: {error.message}", hint=error.hint) from None
     expect = _load_expect(item["expect"], f"{path}.expect", label, fail)
-    return PolicyTest(name, request, expect)
+    return PolicyTest(name, request, expect, line)
 
 
-def _load_expect(data: Any, path: str, label: str, fail: Any) -> Expectation:
+def _load_expect(data: Any, path: str, label: str, fail: _Fail) -> Expectation:
     if not isinstance(data, Mapping):
         raise fail(path, f"{label}: expect: must be a mapping")
     for key in data:
