@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_audit.errors import UsageError
-from kubectl_audit.kube.errors import api_error
+from kubectl_audit.kube.errors import NotFound, api_call
 
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 CONFIG_HASH = "kubernetes.io/config.hash"
@@ -74,29 +74,24 @@ def config_hash(pod: dict[str, Any] | None) -> str | None:
 def read_control_plane(api_client: Any) -> ControlPlane:
     """Nodes, kube-system pods and the server version, as plain dicts."""
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
 
     core = client.CoreV1Api(api_client)
-    try:
+    with api_call("read nodes and kube-system pods"):
         nodes = _as_dicts(api_client, core.list_node().items)
         pods = _as_dicts(api_client, core.list_namespaced_pod("kube-system").items)
         version = client.VersionApi(api_client).get_code().git_version
-    except ApiException as error:
-        raise api_error(error, "read the control plane") from None
     return ControlPlane(tuple(nodes), tuple(pods), str(version))
 
 
 def read_apiserver_pod(api_client: Any, node: str) -> dict[str, Any] | None:
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
 
     core = client.CoreV1Api(api_client)
     try:
-        pod = core.read_namespaced_pod(f"{APISERVER_PREFIX}{node}", "kube-system")
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
+        with api_call(f"read pod kube-system/{APISERVER_PREFIX}{node}"):
+            pod = core.read_namespaced_pod(f"{APISERVER_PREFIX}{node}", "kube-system")
+    except NotFound:
+        return None
     return api_client.sanitize_for_serialization(pod)
 
 

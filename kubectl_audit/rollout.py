@@ -15,6 +15,8 @@ rollout; nodes already done stay done and are reported.
 from __future__ import annotations
 
 import hashlib
+import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,6 +41,8 @@ from kubectl_audit.errors import AuditError, ClusterError, NodeError, PolicyErro
 from kubectl_audit.node.agent import TMP_DIR, NodeAgent, NodeInspection
 from kubectl_audit.node.debugpod import DebugPod, DebugPodOptions
 from kubectl_audit.node.shell import StreamLost
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["enable", "disable"]
 Progress = Callable[[str], None]
@@ -107,6 +111,7 @@ class RolloutReport:
     mode: Mode
     dry_run: bool
     outcomes: list[NodeOutcome] = field(default_factory=list)
+    kubeadm_config: str = "unchanged"
 
     @property
     def ok(self) -> bool:
@@ -118,6 +123,7 @@ class RolloutReport:
             "dryRun": self.dry_run,
             "ok": self.ok,
             "nodes": [outcome.to_dict() for outcome in self.outcomes],
+            "kubeadmConfig": self.kubeadm_config,
         }
 
 
@@ -147,7 +153,9 @@ class Rollout:
         self.nodes = nodes
         self.options = options
         self.progress = progress
-        self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        # Unique per run: two runs in the same second must never share a run directory.
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.run_id = f"{stamp}-{secrets.token_hex(3)}"
 
     # -- phase 1 ---------------------------------------------------------------------------
 
@@ -157,12 +165,24 @@ class Rollout:
             name = node["metadata"]["name"]
             self.progress(f"[preflight] reading kube-apiserver.yaml on {name}")
             with self._pod(node) as pod:
-                inspection = NodeAgent(pod).inspect(
+                inspection = self._inspect(NodeAgent(pod))
+            plans.append(self._plan_node(node, inspection))
+        return plans
+
+    def _inspect(self, agent: NodeAgent) -> NodeInspection:
+        """Read-only, so safe to repeat when the API goes away under it (another node's
+        apiserver restarting, or another run's)."""
+        deadline = time.monotonic() + self.options.timeout
+        while True:
+            try:
+                return agent.inspect(
                     policy_path=self.options.settings.policy_path,
                     log_path=self.options.settings.log_path,
                 )
-            plans.append(self._plan_node(node, inspection))
-        return plans
+            except StreamLost:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def _plan_node(self, node: dict[str, Any], inspection: NodeInspection) -> NodePlan:
         name = node["metadata"]["name"]
@@ -246,8 +266,8 @@ class Rollout:
         old_hash = config_hash(self.control_plane.apiserver_pod(name))
         with self._pod(plan.node) as pod:
             agent = NodeAgent(pod)
-            agent.install(rundir)
             try:
+                agent.install(rundir)
                 agent.prepare(
                     rundir,
                     token=f"{self.run_id}-{pod.name}",
@@ -257,6 +277,14 @@ class Rollout:
                     policy=opts.policy if opts.mode == "enable" else None,
                     log_dir=opts.settings.log_dir if opts.mode == "enable" else "",
                 )
+            except StreamLost:
+                self._undo_after_lost_stream(agent, rundir, name)
+                raise NodeError(
+                    f"{name}: the API server went away while the change was being prepared "
+                    "(another run, or an admin, restarting it?); the preparation was undone "
+                    "and nothing was changed",
+                    hint="run the command again once `kubectl get --raw /readyz` answers",
+                ) from None
             except AuditError:
                 agent.discard(rundir)
                 raise
@@ -269,9 +297,12 @@ class Rollout:
                     settle=opts.settle,
                     kubelet_period=opts.kubelet_period,
                 )
+            except (StreamLost, ClusterError) as error:
+                # Expected on one control plane: the swap stops the API server that carries
+                # this very exec stream. The node-side worker goes on; its result tells.
+                log.info("%s: the exec stream ended while starting the commit: %s", name, error)
             except BaseException:
-                agent.abort(rundir, policy_path=opts.settings.policy_path)
-                self.progress(f"[{name}] interrupted before the swap: nothing was changed")
+                self._abort_or_keep(agent, pod, rundir, name)
                 raise
             self.progress(
                 f"[{name}] swapped the manifest; waiting for the kube-apiserver static pod to "
@@ -324,6 +355,37 @@ class Rollout:
             old_hash=old_hash,
             new_hash=new_hash,
         )
+
+    def _undo_after_lost_stream(self, agent: NodeAgent, rundir: str, name: str) -> None:
+        """We do not know how far prepare got: abort (safe either way) once the API is back."""
+        deadline = time.monotonic() + self.options.timeout
+        while True:
+            try:
+                agent.abort(rundir, policy_path=self.options.settings.policy_path)
+                agent.discard(rundir)
+                return
+            except ClusterError:
+                if time.monotonic() > deadline:
+                    raise NodeError(
+                        f"{name}: lost the connection while preparing, and could not undo it: "
+                        f"the node may hold a staged manifest and a lock in {rundir}",
+                        hint="run `kubectl audit cleanup` when the API is back",
+                    ) from None
+                time.sleep(1)
+
+    def _abort_or_keep(self, agent: NodeAgent, pod: DebugPod, rundir: str, name: str) -> None:
+        """Interrupted while starting the commit: undo it if it has not started, else leave
+        the node-side worker (and the pod it runs in) to finish on its own."""
+        try:
+            agent.abort(rundir, policy_path=self.options.settings.policy_path)
+        except AuditError:
+            pod.keep()
+            self.progress(
+                f"[{name}] interrupted after the commit started: the node finishes or rolls "
+                f"back on its own (result in {rundir}/result)"
+            )
+            return
+        self.progress(f"[{name}] interrupted before the swap: nothing was changed")
 
     def _wait_for_result(self, agent: NodeAgent, rundir: str, name: str):  # -> CommitResult
         # The node may try two remedies and a rollback, each waiting up to `timeout`.

@@ -122,6 +122,7 @@ def _run(
     assume_yes: bool,
     force: bool,
     take_over: bool,
+    persist: bool,
     output: str,
     pod_namespace: str,
     image: str | None,
@@ -161,6 +162,13 @@ def _run(
     rollout = Rollout(api, control_plane, selected, options, _progress)
     report = RolloutReport(mode=options.mode, dry_run=dry_run)
     plans = rollout.plan()
+    persist_plan = None
+    if persist:
+        from kubectl_audit.persist import plan_persist
+
+        persist_plan = plan_persist(api, mode, settings, take_over=take_over)
+        if persist_plan.config_map is None:
+            _progress("[kubeadm-config] no kube-system/kubeadm-config ConfigMap: not persisted")
     if dry_run:
         from kubectl_audit.rollout import NodeOutcome
 
@@ -173,12 +181,22 @@ def _run(
                     diff=plan.diff(),
                 )
             )
+        if persist_plan is not None and persist_plan.changes:
+            report.kubeadm_config = "would update"
+            if output != "json":
+                click.echo(persist_plan.diff(), nl=False)
         _print_report(report, output)
         return 0
     if any(plan.changes_manifest for plan in plans):
         _confirm(f"{mode.capitalize()} audit logging", len(plans), assume_yes)
     try:
         rollout.apply(plans, report)
+        if report.ok and persist_plan is not None:
+            from kubectl_audit.persist import WHERE, apply_persist
+
+            if apply_persist(api, persist_plan):
+                report.kubeadm_config = "updated"
+                _progress(f"[kubeadm-config] updated {WHERE} so kubeadm upgrade keeps this")
     finally:
         _print_report(report, output)
     return 0 if report.ok else 1
@@ -292,6 +310,11 @@ def _settings(
     is_flag=True,
     help="Replace hand-made audit flags/mounts that conflict (disable restores them).",
 )
+@click.option(
+    "--no-persist",
+    is_flag=True,
+    help="Do not update kube-system/kubeadm-config (kubeadm upgrade would then undo this).",
+)
 @output_option("text", "json", default="text")
 @node_access_options
 @kube_options
@@ -311,6 +334,7 @@ def enable(
     compress: bool,
     force: bool,
     take_over: bool,
+    no_persist: bool,
     output: str,
     namespace: str,
     image: str | None,
@@ -341,7 +365,7 @@ def enable(
     return _run(
         "enable", kube, settings, policy, nodes,
         dry_run=dry_run, assume_yes=assume_yes, force=force, take_over=take_over,
-        output=output, pod_namespace=namespace, image=image,
+        persist=not no_persist, output=output, pod_namespace=namespace, image=image,
         image_pull_secrets=image_pull_secrets, timeout=timeout, settle=settle,
         kubelet_period=kubelet_period,
     )  # fmt: skip
@@ -352,6 +376,7 @@ def enable(
 @click.option("--dry-run", is_flag=True, help="Show the diff per node and change nothing.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Proceed despite stray files in the manifests folder.")
+@click.option("--no-persist", is_flag=True, help="Leave kube-system/kubeadm-config alone.")
 @output_option("text", "json", default="text")
 @node_access_options
 @kube_options
@@ -362,6 +387,7 @@ def disable(
     dry_run: bool,
     assume_yes: bool,
     force: bool,
+    no_persist: bool,
     output: str,
     namespace: str,
     image: str | None,
@@ -379,7 +405,7 @@ def disable(
     return _run(
         "disable", kube, AuditSettings(), None, nodes,
         dry_run=dry_run, assume_yes=assume_yes, force=force, take_over=False,
-        output=output, pod_namespace=namespace, image=image,
+        persist=not no_persist, output=output, pod_namespace=namespace, image=image,
         image_pull_secrets=image_pull_secrets, timeout=timeout, settle=settle,
         kubelet_period=kubelet_period,
     )  # fmt: skip

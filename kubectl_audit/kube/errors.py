@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from kubectl_audit.errors import ClusterError
 
@@ -11,6 +13,10 @@ _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)"'
     r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<namespace>[^"]+)")?'
 )
+
+
+class NotFound(ClusterError):
+    """The API answered 404 for the object."""
 
 
 def status_message(error: Exception) -> str:
@@ -60,4 +66,32 @@ def api_error(error: Exception, action: str) -> ClusterError:
             f"{action}: cannot reach the API server: {message}",
             hint="check that the cluster is up and --kubeconfig/--context point at it",
         )
+    if code == 404:
+        return NotFound(f"{action}: {message}")
     return ClusterError(f"{action}: {message} (HTTP {code})")
+
+
+class ApiUnreachable(ClusterError):
+    """No answer from the API server at all (connection refused, TLS, timeout)."""
+
+
+@contextmanager
+def api_call(action: str) -> Iterator[None]:
+    """Translate the client's exceptions for `action` into our ClusterError family.
+
+    REST calls raise ApiException for answers and urllib3 errors when nothing answers
+    (the API server restarting, a wrong address); both become one clear message.
+    """
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as error:
+        raise api_error(error, action) from None
+    except HTTPError as error:
+        reason = getattr(error, "reason", None) or error
+        raise ApiUnreachable(
+            f"{action}: cannot reach the API server: {reason}",
+            hint="check that the cluster is up and --kubeconfig/--context point at it",
+        ) from None

@@ -198,8 +198,9 @@ class NodeAgent:
         )
 
     def abort(self, rundir: str, *, policy_path: str) -> None:
+        """Undo a prepare whose commit has not started; harmless if prepare never ran."""
         self._check(
-            self._run("abort", rundir, APISERVER_MANIFEST, policy_path, via=f"{rundir}/agent.sh"),
+            self._run("abort", rundir, APISERVER_MANIFEST, policy_path),
             "undoing the prepared change",
         )
 

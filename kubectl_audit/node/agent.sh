@@ -147,6 +147,7 @@ cmd_prepare() {
     rundir=$1; token=$2; manifest=$3; expected=$4; policy=$5; logdir=$6
     tmpdir=$(dirname "$rundir")
     [ -f "$rundir/new-manifest.yaml" ] || die 5 "$rundir/new-manifest.yaml was not uploaded"
+    [ -e "$rundir/token" ] && die 5 "$rundir belongs to another run"
     take_lock "$tmpdir" "$token"
     actual=$(sha256_of "$manifest")
     if [ "$actual" != "$expected" ]; then
@@ -190,9 +191,12 @@ cmd_abort() {  # abort RUNDIR MANIFEST POLICY_PATH: undo a prepare whose commit 
     [ $# -eq 3 ] || die 5 "abort needs RUNDIR MANIFEST POLICY_PATH"
     rundir=$1; manifest=$2; policy=$3
     [ -f "$rundir/commit.started" ] && die 6 "the commit already started; it finishes or rolls back on its own"
-    rm -f "$(dirname "$manifest")/.kube-apiserver.yaml.kubectl-audit"
-    restore_policy "$rundir" "$policy"
-    release_lock "$(dirname "$rundir")" "$(cat "$rundir/token" 2>/dev/null)"
+    if [ -f "$rundir/token" ]; then  # prepare ran: undo it
+        rm -f "$(dirname "$manifest")/.kube-apiserver.yaml.kubectl-audit"
+        restore_policy "$rundir" "$policy"
+        release_lock "$(dirname "$rundir")" "$(cat "$rundir/token")"
+    fi
+    rm -f "$rundir/new-manifest.yaml" "$rundir/policy.new"
     say aborted yes
 }
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_audit.errors import NodeError
-from kubectl_audit.kube.errors import api_error
+from kubectl_audit.errors import ClusterError, NodeError
+from kubectl_audit.kube.errors import ApiUnreachable, NotFound, api_call, api_error
 from kubectl_audit.node.podexec import exec_in_pod
 from kubectl_audit.node.shell import CommandResult
 
@@ -162,15 +162,11 @@ class DebugPod:
         self._kept = False
 
     def __enter__(self) -> DebugPod:
-        from kubernetes.client.exceptions import ApiException
-
         manifest = build_debug_pod(self.node, self.name, self.image, self.options)
         where = f"{self.options.namespace}/{self.name}"
         self._progress(f"starting node-agent pod {where} ({self.image})")
-        try:
+        with api_call(f"create pod in namespace {self.options.namespace}"):
             self.core.create_namespaced_pod(self.options.namespace, manifest)
-        except ApiException as error:
-            raise api_error(error, f"create pod in namespace {self.options.namespace}") from None
         self._created = True
         try:
             self._wait_until_running()
@@ -213,36 +209,28 @@ class DebugPod:
     def delete(self) -> None:
         if not self._created:
             return
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            self.core.delete_namespaced_pod(
-                self.name, self.options.namespace, grace_period_seconds=0
-            )
-        except ApiException as error:
-            if error.status != 404:
-                log.warning(
-                    "could not delete pod %s/%s (%s); `kubectl audit cleanup` removes it",
-                    self.options.namespace,
-                    self.name,
-                    error.reason,
+            with api_call(f"delete pod {self.options.namespace}/{self.name}"):
+                self.core.delete_namespaced_pod(
+                    self.name, self.options.namespace, grace_period_seconds=0
                 )
-                return
+        except NotFound:
+            log.debug("pod %s/%s was already gone", self.options.namespace, self.name)
+        except ClusterError as error:
+            log.warning("%s; `kubectl audit cleanup` removes it", error.message)
+            return
         self._created = False
 
     def _wait_until_running(self) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         deadline = time.monotonic() + self.options.start_timeout
         last = "Pending"
         while time.monotonic() < deadline:
             try:
-                pod = self.core.read_namespaced_pod(self.name, self.options.namespace)
-            except ApiException as error:
-                if error.status in (0, 500, 503):  # the API is briefly away; keep waiting
-                    time.sleep(0.5)
-                    continue
-                raise api_error(error, f"read pod {self.name}") from None
+                with api_call(f"read pod {self.options.namespace}/{self.name}"):
+                    pod = self.core.read_namespaced_pod(self.name, self.options.namespace)
+            except ApiUnreachable:
+                time.sleep(0.5)  # the API is briefly away (an apiserver restarting): wait
+                continue
             if _is_running(pod):
                 return
             phase = pod.status.phase if pod.status else "Pending"

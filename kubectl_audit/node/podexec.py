@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
 from kubectl_audit.node.shell import CommandResult, StreamLost
+
+log = logging.getLogger(__name__)
 
 _CHUNK_WAIT = 0.5
 _STDIN_FRAME = 256 * 1024
@@ -28,6 +31,7 @@ def exec_in_pod(
     """
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
+    from websocket import WebSocketException
 
     try:
         client = stream(
@@ -52,15 +56,17 @@ def exec_in_pod(
     deadline = time.monotonic() + timeout
     try:
         if stdin is not None:
-            _send_stdin(client, stdin)
+            try:
+                _send_stdin(client, stdin)
+            except (OSError, ValueError, WebSocketException) as error:
+                raise StreamLost(f"exec stream lost while sending input: {error}") from None
         while client.is_open():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{argv[0]} did not finish within {timeout:.0f}s")
             try:
                 client.update(timeout=_CHUNK_WAIT)
-            except (OSError, ValueError) as error:
-                # websocket-client raises its own OSError/ValueError subclasses when the
-                # connection drops (the API server restarted under us).
+            except (OSError, ValueError, WebSocketException) as error:
+                # The connection dropped: the API server restarted under us.
                 raise StreamLost(f"exec stream lost: {error}") from None
             stdout += client.read_stdout(timeout=0) or b""
             stderr += client.read_stderr(timeout=0) or b""
@@ -74,14 +80,14 @@ def exec_in_pod(
             raise StreamLost("exec stream closed without an exit status")
         return CommandResult(int(code), bytes(stdout), bytes(stderr))
     finally:
-        client.close()
+        try:
+            client.close()
+        except (OSError, WebSocketException) as error:
+            log.debug("the exec stream was already gone when closing it: %s", error)
 
 
 def _send_stdin(client, data: bytes) -> None:  # client: kubernetes.stream.ws_client.WSClient
-    try:
-        for start in range(0, len(data), _STDIN_FRAME):
-            client.write_stdin(data[start : start + _STDIN_FRAME])
-        if client.subprotocol == "v5.channel.k8s.io":
-            client.close_channel(0)
-    except (OSError, ValueError) as error:
-        raise StreamLost(f"exec stream lost while sending input: {error}") from None
+    for start in range(0, len(data), _STDIN_FRAME):
+        client.write_stdin(data[start : start + _STDIN_FRAME])
+    if client.subprotocol == "v5.channel.k8s.io":
+        client.close_channel(0)

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from kubectl_audit.errors import ClusterError
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -33,9 +35,16 @@ class NodeShell(Protocol):
     ) -> CommandResult: ...
 
 
-class StreamLost(Exception):
+class StreamLost(ClusterError):
     """The connection carrying a command went away before it finished (e.g. API restart).
 
-    Not an AuditError on purpose: callers that expect it (waiting out an apiserver
-    restart) catch it; anywhere else it is a bug and surfaces as one.
+    Callers that expect it (waiting out an apiserver restart) catch it; anywhere else the
+    user sees that the connection was lost, and what state the node was left in.
     """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the connection to the API server was lost while a command ran on the node "
+            f"({detail})",
+            hint="the API server may be restarting; run the command again in a minute",
+        )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kubectl_audit.errors import NodeError
 from kubectl_audit.node.agent import (
     APISERVER_MANIFEST,
     NodeAgent,
@@ -63,10 +64,11 @@ def prepare(
     token: str = "run-1",
     sha: str | None = None,
     policy: bytes | None = b"apiVersion: audit.k8s.io/v1\n",
+    rundir: str = RUNDIR,
 ) -> None:
-    agent.install(RUNDIR)
+    agent.install(rundir)
     agent.prepare(
-        RUNDIR,
+        rundir,
         token=token,
         expected_sha256=sha or hashlib.sha256(MANIFEST.read_bytes()).hexdigest(),
         new_manifest=MANIFEST.read_text() + "# changed\n",
@@ -112,7 +114,20 @@ def test_prepare_backs_up_writes_policy_and_stages(agent: NodeAgent, node_root: 
 def test_a_second_run_is_refused_while_the_lock_is_held(agent: NodeAgent) -> None:
     prepare(agent, token="run-1")
     with pytest.raises(NodeLockedError, match="locked by another kubectl-audit run"):
+        prepare(agent, token="run-2", rundir=RUNDIR + "-second")
+
+
+def test_a_run_directory_is_never_shared(agent: NodeAgent) -> None:
+    prepare(agent, token="run-1")
+    agent.cleanup_locks(-1)
+    with pytest.raises(NodeError, match="belongs to another run"):
         prepare(agent, token="run-2")
+
+
+def test_abort_is_harmless_when_prepare_never_ran(agent: NodeAgent, node_root: Path) -> None:
+    agent.install(RUNDIR)
+    agent.abort(RUNDIR, policy_path=POLICY_PATH)
+    assert (node_root / APISERVER_MANIFEST.lstrip("/")).read_bytes() == MANIFEST.read_bytes()
 
 
 def test_prepare_refuses_when_the_manifest_changed(agent: NodeAgent, node_root: Path) -> None:
