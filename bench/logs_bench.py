@@ -232,11 +232,10 @@ def timed(name: str, command: list[str], output: Path) -> Run:
     return Run(name, float(seconds), float(user) + float(system), int(peak_kb) / 1024, lines)
 
 
-def best_of(times: int, name: str, command: list[str], output: Path) -> Run:
-    runs = [timed(name, command, output) for _ in range(max(times, 1))]
+def best(runs: tuple[Run, ...]) -> Run:
     fastest = min(runs, key=lambda run: run.seconds)
     return Run(
-        name,
+        fastest.name,
         fastest.seconds,
         min(run.cpu_seconds for run in runs),
         max(run.peak_rss_mb for run in runs),
@@ -254,7 +253,7 @@ def main() -> int:
         help="where the generated log is cached",
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs of each fast contender; the best counts"
+        "--repeat", type=int, default=5, help="runs of each fast contender; the best counts"
     )
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -276,33 +275,22 @@ def main() -> int:
     since, until = middle_window(log)
     # Warm the page cache so every contender reads from memory.
     timed("warm-up", ["cat", str(log)], Path(os.devnull))
-    # The fast runs are repeated and the best kept: on a shared machine the other
-    # processes' load only ever adds time. jq takes minutes per GiB: it runs once.
-    runs = [
-        best_of(args.repeat, "grep -F", ["grep", "-F", needle, str(log)], out / "grep.out"),
-        best_of(
-            args.repeat,
-            "kubectl audit logs -o jsonl",
-            [*ours, *filters, "-o", "jsonl"],
-            out / "ours.jsonl",
-        ),
-        best_of(args.repeat, "kubectl audit logs (table)", [*ours, *filters], out / "ours.table"),
-        best_of(
-            args.repeat,
-            "kubectl audit logs --since",
-            [
-                *ours,
-                "--since",
-                since,
-                "--until",
-                until,
-                "-o",
-                "jsonl",
-            ],
+    # The fast runs are repeated, interleaved (so each contender sees the same background
+    # load), and the best kept: on a shared machine other processes only ever add time.
+    # jq takes minutes per GiB: it runs once.
+    fast = [
+        ("grep -F", ["grep", "-F", needle, str(log)], out / "grep.out"),
+        ("kubectl audit logs -o jsonl", [*ours, *filters, "-o", "jsonl"], out / "ours.jsonl"),
+        ("kubectl audit logs (table)", [*ours, *filters], out / "ours.table"),
+        (
+            "kubectl audit logs --since/--until",
+            [*ours, "--since", since, "--until", until, "-o", "jsonl"],
             out / "ours-since.jsonl",
         ),
-        timed("jq -c", ["jq", "-c", jq_filter, str(log)], out / "jq.out"),
     ]
+    rounds = [[timed(*contender) for contender in fast] for _ in range(max(args.repeat, 1))]
+    runs = [best(round_runs) for round_runs in zip(*rounds, strict=True)]
+    runs.append(timed("jq -c", ["jq", "-c", jq_filter, str(log)], out / "jq.out"))
     print(f"\nlog: {log} ({size_mb:,.0f} MB); filter: --user {FILTER_USER} --verb {FILTER_VERB}")
     print(f"time window for --since/--until: {since} .. {until} (1% of the log)")
     print(f"{'tool':<36} {'wall s':>7} {'cpu s':>7} {'MB/s':>7} {'peak RSS':>9} {'lines':>8}")
