@@ -276,8 +276,13 @@ def test_stop_and_start_apiserver_fault(kubesim: Cluster) -> None:
     assert "Exited" in table and "kube-apiserver" in table
     kubesim.start_apiserver(CP)
     kubesim.wait_for(kubesim.api_up, 10, "the apiserver back")
+
+    def restarted_once() -> bool:
+        status = mirror(kubesim)["status"]["containerStatuses"][0]
+        return status["restartCount"] == 1 and status["ready"]
+
+    kubesim.wait_for(restarted_once, 10, "the mirror pod to show the restart")
     status = core(kubesim).read_namespaced_pod(f"kube-apiserver-{CP}", "kube-system").status
-    assert status.container_statuses[0].restart_count == 1
     assert status.container_statuses[0].last_state.terminated.exit_code == 137
 
 
