@@ -18,6 +18,7 @@ class Health:
     restarts: int
     state: str  # "running", "waiting: CrashLoopBackOff", "terminated: Error", ""
     last_termination: str  # "Error (exit code 1) at 2026-01-18T14:06:22Z", ""
+    last_exit_code: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,7 +41,8 @@ class Health:
                     hint=f"kubectl -n kube-system logs {pod_name} --previous shows why it stopped",
                 )
             )
-        elif self.restarts and self.last_termination:
+        elif self.restarts and self.last_exit_code:
+            # Exit 0 ("Completed") is an orderly stop, e.g. Docker Desktop's VM shutting down.
             out.append(
                 warning(
                     "apiserver-restarted",
@@ -61,6 +63,7 @@ def health_of(pod: Mapping[str, Any], container_name: str) -> Health:
     if chosen is None and len(statuses) == 1:
         chosen = statuses[0]
     phase = str(status.get("phase") or "")
+    terminated = ((chosen or {}).get("lastState") or {}).get("terminated")
     if chosen is None:
         return Health(phase, None, 0, "", "")
     return Health(
@@ -68,7 +71,8 @@ def health_of(pod: Mapping[str, Any], container_name: str) -> Health:
         ready=bool(chosen.get("ready")),
         restarts=int(chosen.get("restartCount") or 0),
         state=_state_text(chosen.get("state") or {}),
-        last_termination=_termination_text((chosen.get("lastState") or {}).get("terminated")),
+        last_termination=_termination_text(terminated),
+        last_exit_code=_exit_code(terminated),
     )
 
 
@@ -90,3 +94,8 @@ def _termination_text(terminated: Mapping[str, Any] | None) -> str:
     text = f"{reason} (exit code {terminated.get('exitCode', '?')})"
     finished = terminated.get("finishedAt")
     return f"{text} at {finished}" if finished else text
+
+
+def _exit_code(terminated: Mapping[str, Any] | None) -> int | None:
+    code = (terminated or {}).get("exitCode")
+    return code if isinstance(code, int) else None

@@ -1,0 +1,235 @@
+"""status --deep's analysis: log files, event times, rate, retention, the policy on disk.
+
+The log is the real minikube v1.34 audit extract (testdata/audit-logs, 511 events over
+69 minutes); the policies are real ones from testdata/policies. The node-side script runs
+for real in a busybox root through LocalShell (needs root for chroot).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from kubectl_audit.apiserver.manifest import read_manifest, render_enabled
+from kubectl_audit.apiserver.settings import AuditSettings
+from kubectl_audit.apiserver.state import AuditState, audit_state
+from kubectl_audit.status.deep import (
+    DeepStatus,
+    LogSample,
+    analyse_log,
+    analyse_policy,
+    belongs_to_log,
+)
+from kubectl_audit.status.logproxy import under_var_log
+from kubectl_audit.status.nodefacts import parse_facts, read_node_facts
+from kubectl_audit.status.render import render_status
+from kubectl_audit.status.report import ClusterStatus, node_status
+from tests.conftest import TESTDATA
+
+LOG = (TESTDATA / "audit-logs" / "minikube-v1.34-audit-extract.jsonl").read_bytes()
+FIRST = datetime(2026, 1, 21, 19, 14, 4, 979707, tzinfo=timezone.utc)
+LAST = datetime(2026, 1, 21, 20, 23, 1, 651996, tzinfo=timezone.utc)
+POLICIES = TESTDATA / "policies"
+KIND = TESTDATA / "apiserver-manifests" / "kind-v1.32.2-austintalbot-before-audit.yaml"
+K = 64 << 10
+
+
+def state(policy: bytes = b"x", **settings) -> AuditState:
+    sha = hashlib.sha256(policy).hexdigest()
+    text = render_enabled(KIND.read_text(), AuditSettings(policy_sha256=sha, **settings))
+    return audit_state(read_manifest(text))
+
+
+def current(data: bytes = LOG, name: str = "audit.log") -> LogSample:
+    return LogSample(name, len(data), LAST, data[:K], data[-K:])
+
+
+def test_event_times_rate_and_a_retention_bounded_by_maxage():
+    log = analyse_log(state(), [current()], via="test", free_bytes=50 << 30, now=LAST)
+    assert (log.oldest_event, log.newest_event) == (FIRST, LAST)
+    assert log.rate_span == LAST - FIRST
+    assert log.rate_bytes_per_hour == pytest.approx(
+        len(LOG) / ((LAST - FIRST).seconds / 3600), 1e-3
+    )
+    # 1100 MiB at ~0.45 MiB/h would last months: maxage (30 d) decides.
+    assert (log.retention, log.retention_bound) == (timedelta(days=30), "maxage")
+    assert log.problems == ()
+
+
+def test_small_rotation_settings_get_the_retention_advice():
+    small = state(max_size=1, max_backup=1)
+    log = analyse_log(small, [current()], via="test", free_bytes=50 << 30, now=LAST)
+    assert log.retention_bound == "size"
+    hours = 2 * 2**20 / log.rate_bytes_per_hour
+    assert log.retention.total_seconds() / 3600 == pytest.approx(hours)
+    [problem] = log.problems
+    assert problem.code == "short-retention"
+    assert f"reaches back ~{hours:.1f} h" in problem.message
+    assert "raise --audit-log-maxbackup" in problem.hint
+
+
+def test_backups_count_for_the_oldest_event_and_gzip_heads_are_read():
+    half = LOG.index(b"\n", len(LOG) // 2) + 1
+    older, newer = LOG[:half], LOG[half:]
+    packed = gzip.compress(older)
+    samples = [
+        current(newer),
+        LogSample("audit-2026-01-21T19-50-00.000.log.gz", len(packed), None, packed[:K]),
+        LogSample("audit-2026-01-21T19-40-00.000.log", len(older), None, older[:K]),
+    ]
+    log = analyse_log(state(), samples, via="test", free_bytes=None, now=LAST)
+    assert [f.name for f in log.files] == [
+        "audit-2026-01-21T19-40-00.000.log",
+        "audit-2026-01-21T19-50-00.000.log.gz",
+        "audit.log",
+    ]
+    assert log.files[1].compressed and log.files[1].first_event == FIRST
+    assert log.oldest_event == FIRST and log.backups == 2
+    assert log.current.first_event > FIRST
+    # The compressed size says nothing about the rate: only the plain files count.
+    assert log.rate_bytes_per_hour == pytest.approx(
+        (len(older) + len(newer)) / ((LAST - FIRST).total_seconds() / 3600)
+    )
+
+
+def test_a_log_that_outgrew_maxsize_a_stale_log_a_full_disk_and_a_missing_log():
+    small = state(max_size=1, max_backup=1)
+    big = LOG * 4  # 2 MiB > 1.5 x 1 MiB
+    later = LAST + timedelta(hours=2)
+    log = analyse_log(small, [current(big)], via="test", free_bytes=1 << 20, now=later)
+    codes = {p.code for p in log.problems}
+    assert {"log-not-rotating", "log-stale"} <= codes
+    # 1100 MiB may still come (100 MiB x 11 files) and 1 MiB is free.
+    full = analyse_log(state(), [current()], via="test", free_bytes=1 << 20, now=LAST)
+    assert [p.code for p in full.problems] == ["disk-too-small"]
+    missing = analyse_log(
+        small, [LogSample("audit-2026-01-21T19-40-00.000.log", 10, None, b"")],
+        via="test", free_bytes=None, now=LAST,
+    )  # fmt: skip
+    assert [p.code for p in missing.problems] == ["log-missing"]
+
+
+def test_which_files_belong_to_the_log():
+    log = "/var/log/kubernetes/audit/audit.log"
+    assert belongs_to_log("audit.log", log)
+    assert belongs_to_log("audit-2026-01-21T19-40-00.000.log", log)
+    assert belongs_to_log("audit-2026-01-21T19-40-00.000.log.gz", log)
+    assert not belongs_to_log("audit.log.bak", log)
+    assert not belongs_to_log("kube-apiserver.log", log)
+    assert under_var_log("/var/log/kubernetes/audit/audit.log") == "kubernetes/audit/audit.log"
+    assert under_var_log("/var/lib/rancher/k3s/server/logs/audit.log") is None
+    assert under_var_log("/var/logs/audit.log") is None
+
+
+def test_policy_on_disk_replaces_the_3_2_2_verdict_and_reports_drift():
+    falco = (POLICIES / "falco-k8saudit-audit-policy.yaml").read_bytes()
+    running = state(b"the policy enable wrote")
+    policy = analyse_policy(running, "/etc/kubernetes/audit/policy.yaml", falco)
+    assert policy.matches_annotation is False
+    assert [p.code for p in policy.problems] == ["policy-changed-on-disk"]
+    # Falco's policy logs configmaps at RequestResponse: CIS 3.2.2 wants Metadata at most.
+    assert policy.cis.status == "FAIL" and "configmaps" in policy.cis.detail
+    assert policy.warnings  # lint findings, e.g. deployments listed in the core group
+
+    status = node_status("kind", _pod(running), server_version="v1.32.2")
+    deep = status.with_deep(DeepStatus(None, policy))
+    assert {c.id: c.status for c in deep.cis}["3.2.2"] == "FAIL"
+    assert "evaluated on /etc/kubernetes/audit/policy.yaml" in deep.cis[-1].detail
+    assert deep.to_dict()["policy"]["source"] == "node"
+    text = render_status(ClusterStatus("v1.32.2", _kubeadm(), (deep,)))
+    assert "DIFFERS from the running policy" in text
+
+
+def test_policy_missing_or_unloadable():
+    running = state()
+    gone = analyse_policy(running, "/etc/kubernetes/audit/policy.yaml", None)
+    assert [p.code for p in gone.problems] == ["policy-missing"]
+    assert "will not start" in gone.problems[0].message
+    broken = analyse_policy(running, "/p.yaml", b"apiVersion: audit.k8s.io/v1\nkind: Policy\n")
+    assert "policy-invalid" in [p.code for p in broken.problems]
+    gke = (POLICIES / "gke-gce-configure-helper-audit-policy.yaml").read_bytes()
+    assert analyse_policy(state(gke), "/p.yaml", gke).cis.status == "PASS"
+
+
+def test_parse_facts_reads_the_agent_protocol():
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    out = "\n".join(
+        [
+            "policy_sha256\tabc",
+            f"policy_b64\t{b64(b'rules: []')}",
+            "log_dir\tpresent",
+            "log_file\t1 12 1764000000 audit.log",
+            f"log_head\t1 {b64(b'{}')}",
+            f"log_tail\t1 {b64(b'{}')}",
+            "log_file\t2 5 1764000000 other file.log",
+            "log_head\t2 ",
+            "df\t/dev/my disk 1000 10 123 1% /var/log",
+        ]
+    ).encode()
+    facts = parse_facts(out, "/var/log/kubernetes/audit/audit.log")
+    assert facts.policy == b"rules: []" and facts.policy_sha256 == "abc"
+    assert [s.name for s in facts.samples] == ["audit.log"]
+    assert facts.free_bytes == 123 * 1024
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_facts_script_on_a_busybox_node(tmp_path: Path):
+    from kubectl_audit.node.local import LocalShell
+    from tests.kubesim.userland import install_busybox
+
+    root = tmp_path / "node"
+    install_busybox(root)
+    policy = (POLICIES / "gke-gce-configure-helper-audit-policy.yaml").read_bytes()
+    (root / "etc/kubernetes/audit").mkdir(parents=True)
+    (root / "etc/kubernetes/audit/policy.yaml").write_bytes(policy)
+    logs = root / "var/log/kubernetes/audit"
+    logs.mkdir(parents=True)
+    (logs / "audit.log").write_bytes(LOG)
+    (logs / "audit-2026-01-21T19-40-00.000.log.gz").write_bytes(gzip.compress(LOG[:1000]))
+    (logs / "unrelated.txt").write_text("no\n")
+    facts = read_node_facts(
+        LocalShell(root, node="cp"),
+        "/etc/kubernetes/audit/policy.yaml",
+        "/var/log/kubernetes/audit/audit.log",
+        timeout=30,
+    )
+    assert facts.policy == policy
+    assert facts.policy_sha256 == hashlib.sha256(policy).hexdigest()
+    assert sorted(s.name for s in facts.samples) == [
+        "audit-2026-01-21T19-40-00.000.log.gz",
+        "audit.log",
+    ]
+    cur = next(s for s in facts.samples if s.name == "audit.log")
+    assert (cur.size, cur.head, cur.tail) == (len(LOG), LOG[:K], LOG[-K:])
+    # This chroot has no /proc, so busybox df finds no mount: free disk is unknown, not 0.
+    # (On a node, and in tests/kubesim's node-agent pod, df answers; see tests/e2e.)
+    assert facts.free_bytes is None
+    log = analyse_log(state(), facts.samples, via="node-agent pod", free_bytes=None, now=LAST)
+    assert (log.oldest_event, log.newest_event) == (FIRST, LAST)
+    absent = read_node_facts(LocalShell(root, node="cp"), "/nope", "/nope/audit.log", timeout=30)
+    assert absent.policy_sha256 is None and not absent.log_dir_exists and absent.samples == ()
+
+
+def _pod(running: AuditState):
+    text = render_enabled(KIND.read_text(), AuditSettings(policy_sha256=running.policy_sha256))
+    pod = dict(read_manifest(text).pod)
+    pod["status"] = {
+        "phase": "Running",
+        "containerStatuses": [{"name": "kube-apiserver", "ready": True, "restartCount": 0}],
+    }
+    return pod
+
+
+def _kubeadm():
+    from kubectl_audit.apiserver.distribution import Distribution
+
+    return Distribution("kubeadm", ("test",), ("kind",))
