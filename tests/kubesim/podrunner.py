@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.kubesim import cri
-from tests.kubesim.kubelet import _image_ref, now, stamp
+from tests.kubesim.kubelet import image_ref, now, stamp
 
 if TYPE_CHECKING:
     from tests.kubesim.kubelet import Kubelet
@@ -405,7 +405,7 @@ class PodRunner:
                 pod_uid=self.uid,
                 sandbox_id=self.sandbox_id,
                 image=full_image(str(self.container.get("image", ""))),
-                image_ref=_image_ref(full_image(str(self.container.get("image", "")))),
+                image_ref=image_ref(full_image(str(self.container.get("image", "")))),
                 created_at=now(),
                 log_path=(
                     f"/var/log/pods/{self.namespace}_{self.name}_{self.uid}/"

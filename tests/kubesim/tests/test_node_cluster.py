@@ -13,7 +13,7 @@ import kubernetes
 import yaml
 
 from tests.kubesim.cluster import Cluster
-from tests.kubesim.kubelet import MANIFESTS, config_hash
+from tests.kubesim.manifests import MANIFESTS, config_hash
 from tests.kubesim.node import UNREACHABLE
 
 CP = "kubesim-control-plane"

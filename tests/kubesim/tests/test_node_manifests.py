@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TESTDATA
-from tests.kubesim.kubelet import MANIFESTS, ManifestSource, config_hash, decode_manifest
+from tests.kubesim.manifests import MANIFESTS, ManifestSource, config_hash, decode_manifest
 from tests.kubesim.node import seed_root
 
 APISERVER = "kube-system/kube-apiserver-cp"
