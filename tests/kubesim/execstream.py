@@ -227,7 +227,9 @@ class _Channels:
 
     def decode(self, message: bytes | str) -> tuple[int, bytes] | None:
         """(channel, payload) of one incoming message; None for an empty one."""
-        raw = message.encode("latin-1") if isinstance(message, str) else message
+        # A text message's payload is UTF-8 on the wire (the kubernetes client sends str
+        # stdin that way); x/net/websocket hands the server those bytes.
+        raw = message.encode("utf-8") if isinstance(message, str) else message
         if not raw:
             return None
         if self.base64:

@@ -212,6 +212,25 @@ def test_stdin_is_binary_safe_and_v5_close_ends_it(server):
     assert ws.returncode == 0
 
 
+def test_text_mode_client_stdin_and_stdout_are_utf8(server):
+    ws = stream(
+        server.api.connect_get_namespaced_pod_exec,
+        "debugger",
+        "default",
+        command=["cat"],
+        stdin=True,
+        stdout=True,
+        stderr=True,
+        tty=False,
+        _preload_content=False,
+    )
+    ws.write_stdin("héllo ✓\n")
+    ws.close_channel(0)
+    ws.run_forever(timeout=20)
+    assert ws.read_stdout() == "héllo ✓\n"
+    assert ws.returncode == 0
+
+
 def collect_frames(ws, timeout: float = 60.0) -> dict[int, bytearray]:
     """Read the client's websocket frame by frame into bytearrays.
 
