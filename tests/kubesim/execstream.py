@@ -322,8 +322,12 @@ async def _run(
     finally:
         for task in (*pumps, reader):
             task.cancel()
-        await asyncio.gather(*pumps, reader, return_exceptions=True)
+        outcomes = await asyncio.gather(*pumps, reader, return_exceptions=True)
         _close_stdin(process)
+    # A pump that died of something else than its cancellation is a bug: let it show.
+    failures = [o for o in outcomes if isinstance(o, Exception)]
+    if failures:
+        raise failures[0]
     return ExecResult(exit_code=exit_code_of(returncode))
 
 
