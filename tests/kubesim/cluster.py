@@ -59,6 +59,9 @@ class Knobs:
     kubelet_broken: bool = False
     kubelet_needs_restart: bool = False
     latency: float = 0.0
+    # seconds between BOOKMARK events on idle watches that allow them (the real apiserver
+    # sends one about every minute)
+    watch_bookmark_interval: float = 60.0
     # (user or None for everyone, verb or "*", resource[/subresource] or path or "*")
     forbidden: set[tuple[str | None, str, str]] = field(default_factory=set)
 

@@ -543,6 +543,8 @@ class ApiServer:
             self._closing_watchers[task] = watcher
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        bookmarks = request.query.get("allowWatchBookmarks", "").lower() in ("1", "true")
+        bookmark_every = max(self.cluster.knobs.watch_bookmark_interval, 0.01)
         try:
             await response.prepare(request)
             exchange.extra["started"] = 200
@@ -550,9 +552,13 @@ class ApiServer:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
+                wait = min(remaining, bookmark_every) if bookmarks else remaining
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    item = await asyncio.wait_for(watcher.queue.get(), wait)
                 except asyncio.TimeoutError:
+                    if bookmarks and wait < remaining:
+                        await response.write(self._bookmark(info.resource, store))
+                        continue
                     break
                 if item is None:
                     break
@@ -576,6 +582,18 @@ class ApiServer:
         finally:
             store.unwatch(watcher)
         return response
+
+    @staticmethod
+    def _bookmark(resource: str, store: Any) -> bytes:
+        """A BOOKMARK: only the kind and the resourceVersion the watch has reached."""
+        obj = {
+            "kind": RESOURCES[resource].kind,
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": store.resource_version},
+        }
+        return (
+            json.dumps({"type": "BOOKMARK", "object": obj}, separators=(",", ":")).encode() + b"\n"
+        )
 
     @staticmethod
     def _event_for_selector(

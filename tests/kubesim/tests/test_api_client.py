@@ -297,3 +297,23 @@ def test_anonymous_callers_only_reach_the_public_paths(kubesim: Cluster):
         'nodes is forbidden: User "system:anonymous" cannot list resource "nodes" in API group'
         ' "" at the cluster scope'
     )
+
+
+def test_idle_watches_get_bookmarks_when_they_allow_them(kubesim: Cluster):
+    api = core(kubesim)
+    kubesim.set_knob("watch_bookmark_interval", 0.1)
+    version = api.list_namespaced_config_map("default").metadata.resource_version
+    watcher = watch.Watch()
+    seen = []
+    for event in watcher.stream(
+        api.list_namespaced_config_map,
+        "default",
+        resource_version=version,
+        allow_watch_bookmarks=True,
+        timeout_seconds=5,
+    ):
+        seen.append(event["type"])
+        if event["type"] == "BOOKMARK":
+            watcher.stop()
+    assert seen == ["BOOKMARK"]
+    assert int(watcher.resource_version) >= int(version)
