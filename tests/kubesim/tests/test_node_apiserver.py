@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.kubesim import apiserver
-from tests.kubesim.node import seed_root
+from tests.kubesim.noderoot import seed_root
 
 POLICY = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n"
 

@@ -14,7 +14,7 @@ import yaml
 
 from tests.kubesim.cluster import Cluster
 from tests.kubesim.manifests import MANIFESTS, config_hash
-from tests.kubesim.node import UNREACHABLE
+from tests.kubesim.noderoot import UNREACHABLE
 
 CP = "kubesim-control-plane"
 WORKER = "kubesim-worker"

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import TESTDATA
 from tests.kubesim.manifests import MANIFESTS, ManifestSource, config_hash, decode_manifest
-from tests.kubesim.node import seed_root
+from tests.kubesim.noderoot import seed_root
 
 APISERVER = "kube-system/kube-apiserver-cp"
 
