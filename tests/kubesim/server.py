@@ -44,6 +44,7 @@ from tests.kubesim.statuses import (
 from tests.kubesim.store import (
     RESOURCES,
     ResourceVersionTooOld,
+    Store,
     StoreConflict,
     StoreError,
     StoreNotFound,
@@ -305,6 +306,8 @@ class ApiServer:
         named_in_path = len(info.parts) > 1  # (a fieldSelector name is not one)
         if rtype.namespaced and not info.namespace and named_in_path:
             raise not_found()
+        if not rtype.namespaced and info.namespace and info.resource != "namespaces":
+            raise not_found()  # e.g. /api/v1/namespaces/x/nodes
         if info.subresource == "exec":
             return await self._exec(exchange)
         if info.subresource == "proxy":
@@ -584,7 +587,7 @@ class ApiServer:
         return response
 
     @staticmethod
-    def _bookmark(resource: str, store: Any) -> bytes:
+    def _bookmark(resource: str, store: Store) -> bytes:
         """A BOOKMARK: only the kind and the resourceVersion the watch has reached."""
         obj = {
             "kind": RESOURCES[resource].kind,
