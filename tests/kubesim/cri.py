@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
 RUNNING = "CONTAINER_RUNNING"
 EXITED = "CONTAINER_EXITED"
 CREATED = "CONTAINER_CREATED"
@@ -190,7 +192,20 @@ def _inspect_json(record: ContainerRecord) -> str:
         "mounts": record.mounts,
         "logPath": record.log_path,
     }
-    info = {"sandboxID": record.sandbox_id, "pid": 0 if record.state != RUNNING else 1}
+    info = {
+        "sandboxID": record.sandbox_id,
+        "pid": 0 if record.state != RUNNING else 1,
+        "removing": False,
+        "snapshotter": "overlayfs",
+        "runtimeType": "io.containerd.runc.v2",
+        "config": {
+            "metadata": {"name": record.name, "attempt": record.attempt},
+            "image": {"image": record.image_ref, "user_specified_image": record.image},
+            "labels": record.labels,
+            "annotations": record.annotations,
+            "log_path": f"{record.name}/{record.attempt}.log",
+        },
+    }
     return json.dumps({"status": status, "info": info}, indent=2) + "\n"
 
 
@@ -206,12 +221,14 @@ class PsOptions:
     last: int = 0
     no_trunc: bool = False
     labels: tuple[str, ...] = ()
+    namespace: str | None = None
 
 
 def _parse_ps(args: Sequence[str]) -> PsOptions:
     opts: dict = {}
     i = 0
     takes_value = {
+        "--namespace": "namespace",
         "--name": "name",
         "--state": "state",
         "-s": "state",
@@ -263,6 +280,8 @@ def crictl_ps(records: Sequence[ContainerRecord], args: Sequence[str], now: date
     opts = _parse_ps(args)
     chosen = list(records)
     if opts.state:
+        if opts.state.lower() not in ("created", "running", "exited", "unknown"):
+            raise CrictlUsageError("--state should be one of created, running, exited or unknown")
         wanted = "CONTAINER_" + opts.state.upper()
         chosen = [r for r in chosen if r.state == wanted]
     elif not opts.all and not opts.latest and not opts.last:
@@ -270,6 +289,9 @@ def crictl_ps(records: Sequence[ContainerRecord], args: Sequence[str], now: date
     if opts.name:
         pattern = re.compile(opts.name)
         chosen = [r for r in chosen if pattern.search(r.name)]
+    if opts.namespace:
+        namespace = re.compile(opts.namespace)
+        chosen = [r for r in chosen if namespace.search(r.pod_namespace)]
     if opts.pod:
         chosen = [r for r in chosen if r.sandbox_id.startswith(opts.pod)]
     for selector in opts.labels:
@@ -280,13 +302,16 @@ def crictl_ps(records: Sequence[ContainerRecord], args: Sequence[str], now: date
         chosen = chosen[:1]
     elif opts.last:
         chosen = chosen[: opts.last]
-    if opts.output in ("json", "yaml"):
+    if opts.output == "json":
         return _list_json(chosen)
+    if opts.output == "yaml":
+        return yaml.safe_dump(json.loads(_list_json(chosen)), sort_keys=False)
     if opts.output != "table":
         raise CrictlUsageError(f"unsupported output format {opts.output!r}")
     if opts.quiet:
         return "".join(r.id + "\n" for r in chosen)
-    rows = [["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID", "POD"]]
+    header = ["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID", "POD"]
+    rows = [[*header, "NAMESPACE"]]
     for r in chosen:
         rows.append(
             [
@@ -298,6 +323,7 @@ def crictl_ps(records: Sequence[ContainerRecord], args: Sequence[str], now: date
                 str(r.attempt),
                 r.sandbox_id if opts.no_trunc else r.sandbox_id[:13],
                 r.pod_name,
+                r.pod_namespace,
             ]
         )
     return _table(rows)

@@ -59,6 +59,7 @@ def test_ps_lists_running_containers_newest_first_as_a_table() -> None:
         "POD",
         "ID",
         "POD",
+        "NAMESPACE",
     ]
     assert lines[0].startswith("CONTAINER           IMAGE")  # tabwriter: min width 20
     assert [line.split()[0] for line in lines[1:]] == ["kube1aaaaaaaa", "etcd0aaaaaaaa"]
@@ -74,6 +75,9 @@ def test_ps_filters() -> None:
     labelled = run("ps", "-q", "--label", "io.kubernetes.pod.uid=u2")[1].split()
     assert labelled == [RECORDS[2].id]
     assert run("--runtime-endpoint", "unix:///run/containerd/containerd.sock", "ps", "-q")[0] == 0
+    assert run("ps", "-a", "-q", "--namespace", "^default$")[1] == ""
+    code, _, err = run("ps", "--state", "dead")
+    assert code == 1 and "--state should be one of created, running, exited or unknown" in err
 
 
 def test_ps_json_is_the_cri_list_response() -> None:
