@@ -44,12 +44,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tests.kubesim.userland import install_busybox
+from tests.kubesim.userland import BUSYBOX, install_busybox
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"  # util-linux
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
+UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
@@ -57,11 +58,11 @@ STOP_TIMEOUT = 10.0
 # new PID namespace, so it forks PID 1 before anything else. It is this shell's child, so
 # `wait` gets PID 1's true status (util-linux 2.38's `unshare --fork` turns a child killed by
 # SIGKILL into exit status 1). PID 1 is tied to this shell by PR_SET_PDEATHSIG.
-# Arguments: util-linux setpriv's path (busybox sh would run its own applet of that name,
-# which lacks --pdeathsig), the PID 1 script, then the PID 1 script's arguments.
+# $0 is the busybox binary; arguments: util-linux setpriv's path (busybox sh would run its
+# own applet of that name, which lacks --pdeathsig), the PID 1 script, then its arguments.
 _POD_PARENT = r"""
 setpriv=$1; pid1=$2; shift 2
-"$setpriv" --pdeathsig SIGKILL /bin/busybox sh -c "$pid1" pod-init "$@" &
+"$setpriv" --pdeathsig SIGKILL "$0" sh -c "$pid1" pod-init "$@" &
 echo "pid $!"
 exec >/dev/null
 wait $!
@@ -131,6 +132,7 @@ def userland_template(workdir: Path) -> UserlandTemplate:
     writes land in its own upper dir, like a container's writable layer.
     """
     template = Path(workdir) / USERLAND_TEMPLATE
+    # overlay options cannot quote ',' or ':' in a lowerdir path
     overlay = _overlay_available() and not any(c in str(template) for c in ",:")
     with _template_lock:
         if not (template / "ready").exists():
@@ -150,7 +152,6 @@ def userland_template(workdir: Path) -> UserlandTemplate:
                 staging.rename(template)
             except OSError:
                 shutil.rmtree(staging, ignore_errors=True)  # another process was first
-    # overlay options cannot quote ',' or ':' in a lowerdir path
     return UserlandTemplate(root=template / "root", dev=template / "dev", overlay=overlay)
 
 
@@ -251,11 +252,10 @@ class PodSandbox:
             ]
         self._init = await asyncio.create_subprocess_exec(
             SETPRIV, "--pdeathsig", "SIGKILL",
-            "unshare", "--pid", "--mount", "--propagation", "private",
-            "/bin/busybox", "sh", "-c", _POD_PARENT, "pod-parent", SETPRIV, _POD_INIT,
+            UNSHARE, "--pid", "--mount", "--propagation", "private",
+            str(BUSYBOX), "sh", "-c", _POD_PARENT, str(BUSYBOX), SETPRIV, _POD_INIT,
             str(self.rootfs), str(self.log_path), str(self._dev), str(self._lower or "-"),
-            str(self._upper),
-            str(self._work), str(len(self.mounts)), *mount_args, *argv,
+            str(self._upper), str(self._work), str(len(self.mounts)), *mount_args, *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
