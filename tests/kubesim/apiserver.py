@@ -481,15 +481,15 @@ def try_start(
     except ApiserverWontStart as exc:
         raise ApiserverWontStart(str(exc), [f"Error: {exc}"]) from None
     lines.append(
-        klog_line("I", "options.go:228", f"external host was not specified, using {node_ip}")
+        klog_line("I", "options.go:222", f"external host was not specified, using {node_ip}")
     )
     errors = validate_log_options(flags)
     if errors:
         message = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
         raise ApiserverWontStart(message, [*lines, command_failed(message)])
-    lines.append(klog_line("I", "server.go:143", f"Version: {tag}"))
+    lines.append(klog_line("I", "server.go:148", f"Version: {tag}"))
     lines.append(
-        klog_line("I", "server.go:145", '"Golang settings" GOGC="" GOMAXPROCS="" GOTRACEBACK=""')
+        klog_line("I", "server.go:150", '"Golang settings" GOGC="" GOMAXPROCS="" GOTRACEBACK=""')
     )
     mounts = resolve_mounts(pod, container)
     policy = None

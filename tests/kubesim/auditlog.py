@@ -114,8 +114,17 @@ def build_events(record: Any, level: str, omit_stages: Iterable[str]) -> list[di
     return events
 
 
+# Go's encoding/json escapes these even inside strings (HTML-safe output), so the real log
+# has `?a=1\u0026b=2` in requestURIs (see testdata/audit-logs/PROVENANCE.md).
+_GO_ESCAPES = str.maketrans(
+    {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def encode_event(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    """One compact JSON line, escaped the way Go's json.Marshal escapes."""
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False).translate(_GO_ESCAPES)
+    return text.encode() + b"\n"
 
 
 # ---------------------------------------------------------------- lumberjack

@@ -20,7 +20,9 @@ import yaml
 LEVELS = ("None", "Metadata", "Request", "RequestResponse")
 STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 GROUP_VERSION = "audit.k8s.io/v1"
-_SCHEME = 'in scheme "k8s.io/apiserver/pkg/audit/scheme.go:30"'
+# As a v1.29.1 kube-apiserver prints it (RX-M lab log of `crictl logs`; rke2's vendored
+# build printed "k8s.io/apiserver/pkg/audit/scheme.go:30").
+_SCHEME = 'in scheme "pkg/audit/scheme.go:30"'
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DNS_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "

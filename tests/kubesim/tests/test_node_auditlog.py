@@ -71,6 +71,15 @@ def test_metadata_event_has_the_real_fields_in_the_real_order() -> None:
     assert line.endswith(b"}\n") and b", " not in line  # compact, one per line
 
 
+def test_lines_are_escaped_like_go() -> None:
+    event = auditlog.build_events(
+        record(request_uri="/api/v1/pods?limit=1&watch=true"), "Metadata", ()
+    )
+    line = auditlog.encode_event(event[-1])
+    assert b'"requestURI":"/api/v1/pods?limit=1\\u0026watch=true"' in line
+    assert json.loads(line)["requestURI"] == "/api/v1/pods?limit=1&watch=true"
+
+
 def test_request_response_level_carries_bodies_and_received_stage_has_no_status() -> None:
     received, complete = auditlog.build_events(record(), "RequestResponse", ())
     assert received["stage"] == "RequestReceived"

@@ -71,7 +71,7 @@ def test_removed_beta_version_fails_decoding() -> None:
     message = error_of("apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules:\n- level: None\n")
     assert message == (
         'failed decoding: no kind "Policy" is registered for version "audit.k8s.io/v1beta1" in '
-        'scheme "k8s.io/apiserver/pkg/audit/scheme.go:30": from file '
+        'scheme "pkg/audit/scheme.go:30": from file '
         "/etc/kubernetes/audit/policy.yaml"
     )
 
