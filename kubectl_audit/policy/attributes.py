@@ -342,6 +342,8 @@ def from_test_request(data: Any, *, where: str) -> RequestAttributes:
         )
     verb = _string(data, "verb", where, required=True)
     user = _string(data, "user", where, nullable=True)
+    if user == "":
+        raise InputError(f"{where}.user: must not be empty; omit it (or null) for no user")
     groups = _string_list(data, "groups", where)
     if user is None and groups:
         raise InputError(f"{where}.groups: groups need a user (set `user:`)")

@@ -174,6 +174,7 @@ def test_test_request_defaults() -> None:
         ({"verb": "get", "resource": "pods", "user": 12}, "request.user: must be a string"),
         ({"verb": "get", "resource": "pods", "groups": "dev", "user": "a"}, "list of strings"),
         ({"verb": "get", "resource": "pods", "groups": ["dev"]}, "groups need a user"),
+        ({"verb": "get", "resource": "pods", "user": ""}, "request.user: must not be empty"),
         ({"verb": "get", "resourceRequest": True}, "request.resource: required"),
         ({"verb": "get", "resource": "pods", "resourceRequest": False}, "has no resource"),
         ({"verb": "get", "resource": "pods", "resourceRequest": "yes"}, "true or false"),
