@@ -75,6 +75,7 @@ class StaticPodWorker:
     events: list[str] = field(default_factory=list)
     task: asyncio.Task | None = None
     attempt: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def container_name(self) -> str:
@@ -176,7 +177,7 @@ class StaticPodWorker:
                 self.events.append(str(exc))
                 self.kubelet.publish(self)
                 mount_failures += 1
-                await asyncio.sleep(self._backoff(min(mount_failures, 3)))
+                await self._back_off(self._backoff(min(mount_failures, 3)))
                 continue
             except apiserver.ApiserverWontStart as exc:
                 record = self._new_container()
@@ -190,7 +191,7 @@ class StaticPodWorker:
                     f"({self.pod.uid})"
                 )
                 self.kubelet.publish(self)
-                await asyncio.sleep(self._backoff(self.attempt))
+                await self._back_off(self._backoff(self.attempt))
                 self.attempt += 1
                 continue
             record = self._new_container()
@@ -205,6 +206,12 @@ class StaticPodWorker:
             self.kubelet.publish(self)
             node.apiserver_changed()
             return
+
+    async def _back_off(self, seconds: float) -> None:
+        """Wait out a back-off; a kubelet restart forgets back-offs and retries at once."""
+        self.wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=seconds)
 
     def _backoff(self, attempt: int) -> float:
         base = max(
@@ -451,9 +458,12 @@ class Kubelet:
                 log.exception("kubelet %s sync failed", self.node.name)
 
     def request_restart(self) -> None:
-        """``systemctl restart kubelet``: re-read the manifests on the next tick."""
+        """``systemctl restart kubelet``: re-read the manifests on the next tick; the new
+        kubelet process has no back-off state, so crash-looping containers retry at once."""
         self.restarts += 1
         self._restart_requested = True
+        for worker in self.static.values():
+            worker.wake.set()
 
     async def sync(self, *, relist: bool, force: bool = False) -> None:
         async with self._sync_lock:

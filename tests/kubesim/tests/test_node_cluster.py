@@ -244,7 +244,7 @@ def test_forgotten_volume_mount_takes_the_api_down_and_crictl_says_why(kubesim: 
     kubesim.wait_for(lambda: mirror_hash(kubesim) == restored, 10, "the mirror pod to catch up")
 
 
-def test_fixing_the_policy_file_ends_the_crash_loop_without_a_manifest_change(
+def test_fixed_policy_and_kubelet_restart_end_the_crash_loop_without_a_manifest_change(
     kubesim: Cluster,
 ) -> None:
     policy = kubesim.node_root(CP) / "etc/kubernetes/audit/policy.yaml"
@@ -261,8 +261,16 @@ def test_fixing_the_policy_file_ends_the_crash_loop_without_a_manifest_change(
         )
 
     kubesim.wait_for(crashed_on_the_policy, 10, "a crash on the v1beta1 policy")
-    write_policy(kubesim)  # the next restart attempt loads the fixed file
-    kubesim.wait_for(kubesim.api_up, 15, "the apiserver to come up on its next attempt")
+    kubesim.set_knob("apiserver_restart_delay", 30.0)  # back-offs from now on outlast the test
+    crashes = len(apiserver_containers(kubesim))
+    kubesim.wait_for(lambda: len(apiserver_containers(kubesim)) > crashes, 10, "one more crash")
+    write_policy(kubesim)  # the next attempt would load the fixed file, but it is far away
+    kubelet = kubesim.nodes[CP].kubelet
+    ticks = kubesim.call(lambda: kubelet.ticks)
+    kubesim.wait_for(lambda: kubesim.call(lambda: kubelet.ticks) > ticks + 5, 10, "ticks")
+    assert not kubesim.api_up()
+    assert systemctl(kubesim, "restart", "kubelet").returncode == 0  # forgets the back-off
+    kubesim.wait_for(kubesim.api_up, 5, "the apiserver to come up on its next attempt")
     expected = config_hash(audit_manifest, CP, f"{MANIFESTS}/kube-apiserver.yaml")
     kubesim.wait_for(lambda: mirror_hash(kubesim) == expected, 10, "the mirror pod")
     status = core(kubesim).read_namespaced_pod(f"kube-apiserver-{CP}", "kube-system").status
