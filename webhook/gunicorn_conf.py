@@ -65,6 +65,20 @@ def child_exit(server: Any, worker: Any) -> None:
 _reloader: Any = None
 
 
+def when_ready(server: Any) -> None:
+    """Load the certificate in the master before any worker is forked.
+
+    Every worker, including one re-forked later, then starts with a good pair in memory
+    and only ever replaces it with a newer pair that loads. Loaded lazily instead, a
+    worker whose first connection came during a broken renewal (certificate and key not
+    matching) would have nothing to fall back on. Bad files at start stop gunicorn here.
+    """
+    if server.cfg.is_ssl:
+        from gunicorn import sock
+
+        sock.ssl_context(server.cfg)  # goes through ssl_context() below
+
+
 def ssl_context(config: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> Any:
     """gunicorn's own context (its ciphers/ALPN settings), rebuilt when the files change."""
     global _reloader
