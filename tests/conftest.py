@@ -19,3 +19,13 @@ def testdata() -> Path:
     if not TESTDATA.is_dir():
         pytest.fail(f"shared test data not found at {TESTDATA} (set KUBECTL_AUDIT_SHARED)")
     return TESTDATA
+
+
+_CLUSTER_FIXTURES = {"kubesim", "kubesim_ha", "kubesim_factory"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a simulated cluster are `cluster` tests (`-m "not cluster"` skips)."""
+    for item in items:
+        if _CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.kubesim.fixtures import kubesim, kubesim_factory, kubesim_ha  # noqa: F401
-
 # Small waits so a rollout takes seconds: a new apiserver must run 1s to count as healthy.
 FAST = ("--timeout", "20s", "--settle", "1", "--kubelet-period", "1")
 
