@@ -258,3 +258,20 @@ def test_k3s_says_where_its_apiserver_flags_are():
     text = render_status(status)
     assert dist.kind == "k3s" and not status.ok
     assert "journalctl -u k3s" in text and "kube-apiserver-arg" in text
+
+
+def test_rke2_is_checked_from_its_pods_with_its_own_benchmark_and_advice():
+    nodes = [_node("rke2-server", status={"nodeInfo": {"kubeletVersion": "v1.34.0+rke2r1"}})]
+    pod = mirror_pod(DOCKER_DESKTOP)  # a mirror pod without audit, as RKE2 runs before config
+    pod["spec"]["nodeName"] = "rke2-server"
+    dist = detect_distribution(nodes, [pod])
+    status = cluster_status(
+        nodes, {"rke2-server": pod}, server_version="v1.34.0+rke2r1", distribution=dist
+    )
+    [node] = status.nodes
+    assert dist.kind == "rke2" and not status.ok
+    # The pod's image says v1.25.9: rke2's profile for it is rke2-cis-1.7.
+    assert {c.benchmark for c in node.cis} == {"rke2-cis-1.7"}
+    assert "/etc/rancher/rke2/config.yaml" in node.problems[0].hint
+    text = render_status(status)
+    assert "This cluster is rke2" in text and "systemctl restart rke2-server" in text

@@ -394,7 +394,8 @@ def analyse_policy(state: AuditState, path: str, content: bytes | None) -> Polic
         )
     cis = None
     if report.policy is not None:
-        cis = check_policy(report.policy, benchmark_for(state.kube_version))
+        bench = state.cis[0].benchmark if state.cis else benchmark_for(state.kube_version).name
+        cis = check_policy(report.policy, bench)
     return PolicyOnDisk(path, sha, state.policy_sha256, errors, warnings, cis, tuple(problems))
 
 

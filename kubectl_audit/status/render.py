@@ -26,6 +26,11 @@ def render_status(status: ClusterStatus, *, wide: bool = False) -> str:
     if problems:
         parts.append("Problems:\n" + "\n".join(problems))
     parts.append(_verdict(status))
+    if status.distribution.instructions and not status.ok:
+        parts.append(
+            f"This cluster is {status.distribution.kind}; to change its audit settings:\n"
+            + status.distribution.instructions
+        )
     return "\n\n".join(p for p in parts if p) + "\n"
 
 

@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 from kubectl_audit.apiserver.cis import WARN, CisResult, benchmark_for, check_policy
-from kubectl_audit.apiserver.distribution import AKS, EKS, GKE, K3S, Distribution
+from kubectl_audit.apiserver.distribution import AKS, EKS, GKE, K3S, RKE2, Distribution
 from kubectl_audit.apiserver.kubeversion import KubeVersion, parse_version
 from kubectl_audit.apiserver.mounts import resolve
 from kubectl_audit.apiserver.problems import Problem, error
@@ -184,7 +184,7 @@ def node_status(
     health = health_of(static_pod.pod, str(static_pod.container.get("name") or ""))
     preset = preset_for_sha256(state.policy_sha256) if state.policy_sha256 else None
     cis = (*state.cis, _policy_cis(state, preset))
-    problems = [*_audit_off(state), *state.problems, *health.problems(name)]
+    problems = [*_audit_off(state, distribution), *state.problems, *health.problems(name)]
     return NodeStatus(node, name, static_pod, state, health, preset, cis, tuple(problems))
 
 
@@ -227,7 +227,8 @@ def preset_for_sha256(sha256: str) -> str | None:
 
 
 def _policy_cis(state: AuditState, preset: str | None) -> CisResult:
-    bench = benchmark_for(state.kube_version)
+    # The benchmark the flag checks used (it depends on the distribution, too).
+    bench = state.cis[0].benchmark if state.cis else benchmark_for(state.kube_version).name
     if preset is not None:
         from kubectl_audit.policy.loader import load_policy
         from kubectl_audit.policy.presets import read_preset
@@ -250,22 +251,27 @@ def _policy_cis(state: AuditState, preset: str | None) -> CisResult:
         status = WARN
     return CisResult(
         CIS_POLICY_ID,
-        bench.name,
+        bench,
         "Ensure that the audit policy covers key security concerns (Manual)",
         status,
         detail,
     )
 
 
-def _audit_off(state: AuditState) -> list[Problem]:
+def _audit_off(state: AuditState, distribution: str) -> list[Problem]:
     if state.enabled or state.policy_file or state.log_path or state.webhook:
         return []  # half-configured: flags.validate_audit_flags says which half is missing
+    if distribution == RKE2:
+        # RKE2 regenerates the static pod; its config file is the place (rancher/rke2#5142).
+        hint = "set audit-policy-file in /etc/rancher/rke2/config.yaml (steps below)"
+    else:
+        hint = "kubectl audit enable turns it on (kubectl audit enable --dry-run shows how)"
     return [
         error(
             "audit-off",
             "audit logging is off: kube-apiserver runs without --audit-policy-file and "
             "--audit-log-path",
-            hint="kubectl audit enable turns it on (kubectl audit enable --dry-run shows how)",
+            hint=hint,
         )
     ]
 
