@@ -114,6 +114,13 @@ def test_a_log_that_outgrew_maxsize_a_stale_log_a_full_disk_and_a_missing_log():
     assert [p.code for p in missing.problems] == ["log-missing"]
 
 
+def test_a_log_of_one_event_has_it_as_oldest_and_newest():
+    line = LOG[: LOG.index(b"\n") + 1]
+    log = analyse_log(state(), [current(line)], via="test", free_bytes=None, now=FIRST)
+    assert log.oldest_event == log.newest_event == FIRST
+    assert log.rate_bytes_per_hour is None and log.problems == ()
+
+
 def test_which_files_belong_to_the_log():
     log = "/var/log/kubernetes/audit/audit.log"
     assert belongs_to_log("audit.log", log)

@@ -200,10 +200,11 @@ def first_event_time(head: bytes, compressed: bool = False) -> datetime | None:
     return None
 
 
-def last_event_time(tail: bytes) -> datetime | None:
-    """The time of the last complete event in a file's last bytes (a partial line is skipped)."""
+def last_event_time(tail: bytes, *, whole: bool = False) -> datetime | None:
+    """The time of the last complete event in a file's last bytes; unless they are the
+    `whole` file, their first line is a cut one and skipped."""
     lines = tail.split(b"\n")
-    for line in reversed(lines[1:] if len(lines) > 1 else lines):
+    for line in reversed(lines if whole else lines[1:]):
         if line.strip():
             found = line_time(line)
             if found is not None:
@@ -237,7 +238,10 @@ def analyse_log(
     files.sort(key=lambda f: (f.rotated_at is None, f.rotated_at or now))
     current = next((f for f in files if f.rotated_at is None), None)
     current_sample = next((s for s in samples if current and s.name == current.name), None)
-    newest = last_event_time(current_sample.tail) if current_sample else None
+    newest = None
+    if current_sample is not None:
+        whole = len(current_sample.tail) >= current_sample.size
+        newest = last_event_time(current_sample.tail, whole=whole)
     firsts = [f.first_event for f in files if f.first_event is not None]
     oldest = min(firsts) if firsts else None
     rate, span = _rate(files, newest)
