@@ -131,17 +131,20 @@ class Started:
 # ---------------------------------------------------------------- klog-style lines
 
 
-def klog_line(severity: str, source: str, message: str, moment: datetime | None = None) -> str:
+def klog_line(
+    severity: str, source: str, message: str, moment: datetime | None = None, pid: int = 1
+) -> str:
+    """klog's header: ``Lmmdd hh:mm:ss.uuuuuu threadid file:line] msg``."""
     now = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return f"{severity}{now:%m%d %H:%M:%S.%f}       1 {source}] {message}"
+    return f"{severity}{now:%m%d %H:%M:%S.%f} {pid:7d} {source}] {message}"
 
 
-def _go_quote(text: str) -> str:
+def go_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def command_failed(err: str) -> str:
-    return klog_line("E", "run.go:74", f'"command failed" err={_go_quote(err)}')
+    return klog_line("E", "run.go:74", f'"command failed" err={go_quote(err)}')
 
 
 # ---------------------------------------------------------------- manifest helpers
@@ -553,22 +556,22 @@ def legacy_line(event: dict[str, Any]) -> str:
     """``--audit-log-format=legacy`` (spec §6.4)."""
     user = event.get("user", {})
     username = user.get("username", "")
-    groups = ",".join(_go_quote(g) for g in user.get("groups", [])) or "<none>"
+    groups = ",".join(go_quote(g) for g in user.get("groups", [])) or "<none>"
     ref = event.get("objectRef", {})
     code = event.get("responseStatus", {}).get("code")
     ips = event.get("sourceIPs") or ["<unknown>"]
     fields = [
-        ("id", _go_quote(event["auditID"])),
-        ("stage", _go_quote(event["stage"])),
-        ("ip", _go_quote(ips[0])),
-        ("method", _go_quote(event["verb"])),
-        ("user", _go_quote(username or "<none>")),
-        ("groups", _go_quote(groups) if username else "<none>"),
+        ("id", go_quote(event["auditID"])),
+        ("stage", go_quote(event["stage"])),
+        ("ip", go_quote(ips[0])),
+        ("method", go_quote(event["verb"])),
+        ("user", go_quote(username or "<none>")),
+        ("groups", go_quote(groups) if username else "<none>"),
         ("as", '"<self>"'),
         ("asgroups", '"<lookup>"'),
-        ("user-agent", _go_quote(event.get("userAgent", ""))),
-        ("namespace", _go_quote(ref.get("namespace") or "<none>")),
-        ("uri", _go_quote(event["requestURI"])),
+        ("user-agent", go_quote(event.get("userAgent", ""))),
+        ("namespace", go_quote(ref.get("namespace") or "<none>")),
+        ("uri", go_quote(event["requestURI"])),
         ("response", f'"{code if code is not None else "<deferred>"}"'),
     ]
     return f"{event['requestReceivedTimestamp']} AUDIT: " + " ".join(f"{k}={v}" for k, v in fields)

@@ -447,7 +447,11 @@ def run_crictl(
 
 
 def run_systemctl(
-    argv: Sequence[str], *, active: bool, restart: Callable[[], None]
+    argv: Sequence[str],
+    *,
+    active: bool,
+    restart: Callable[[], None],
+    journal: Sequence[str] = (),
 ) -> tuple[int, bytes, bytes]:
     """``systemctl restart|is-active|status kubelet``; other units are not modelled."""
     args = [a for a in argv if not a.startswith("-")]
@@ -471,6 +475,8 @@ def run_systemctl(
             "     Loaded: loaded (/lib/systemd/system/kubelet.service; enabled; preset: enabled)\n"
             f"     Active: {state}\n"
         )
+        if journal:
+            text += "\n" + "".join(line + "\n" for line in journal)
         return (0 if active else 3), text.encode(), b""
     return 1, b"", f"Unknown command verb {verb}.\n".encode()
 

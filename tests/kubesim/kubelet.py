@@ -19,6 +19,7 @@ import contextlib
 import copy
 import hashlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RELIST_TICKS = 10
+JOURNAL_LINES = 200
+KUBELET_PID = 741  # the pid the journal lines carry; the kubelet is not a real process here
 DEAD_PER_CONTAINER = 2
 
 
@@ -175,6 +178,12 @@ class StaticPodWorker:
                 # No container is ever created; the kubelet retries the mount.
                 self.waiting_reason, self.waiting_message = "ContainerCreating", ""
                 self.events.append(str(exc))
+                self.kubelet.journal(
+                    "E",
+                    "nestedpendingoperations.go:348",
+                    f'Operation for volume of pod "{self.pod.name}" (UID: "{self.pod.uid}") '
+                    f"failed. Error: {exc}",
+                )
                 self.kubelet.publish(self)
                 mount_failures += 1
                 await self._back_off(self._backoff(min(mount_failures, 3)))
@@ -189,6 +198,16 @@ class StaticPodWorker:
                     f"back-off {_backoff_text(self.attempt)} restarting failed "
                     f"container={self.container_name} pod={self.pod.name}_{self.pod.namespace}"
                     f"({self.pod.uid})"
+                )
+                err = (
+                    f'failed to "StartContainer" for "{self.container_name}" with '
+                    f'CrashLoopBackOff: "{self.waiting_message}"'
+                )
+                self.kubelet.journal(
+                    "E",
+                    "pod_workers.go:1301",
+                    f'"Error syncing pod, skipping" err={apiserver.go_quote(err)} '
+                    f'pod="{self.pod.namespace}/{self.pod.name}" podUID="{self.pod.uid}"',
                 )
                 self.kubelet.publish(self)
                 await self._back_off(self._backoff(self.attempt))
@@ -404,6 +423,8 @@ class Kubelet:
         self.debug: dict[tuple[str, str], Any] = {}
         self.restarts = 0
         self.ticks = 0  # loop passes so far (tests wait on it instead of sleeping)
+        self.journal_lines: deque[str] = deque(maxlen=JOURNAL_LINES)
+        self._reported_errors: dict[str, str] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -457,6 +478,25 @@ class Kubelet:
             except Exception:
                 log.exception("kubelet %s sync failed", self.node.name)
 
+    def journal(self, severity: str, source: str, message: str) -> None:
+        """A line of the kubelet's journal (what ``systemctl status kubelet`` ends with)."""
+        moment = now()
+        line = apiserver.klog_line(severity, source, message, moment, pid=KUBELET_PID)
+        self.journal_lines.append(
+            f"{moment:%b %d %H:%M:%S} {self.node.name} kubelet[{KUBELET_PID}]: {line}"
+        )
+
+    def _report_manifest_errors(self) -> None:
+        for source, error in self.source.errors.items():
+            if self._reported_errors.get(source) != error:
+                self.journal(
+                    "E",
+                    "file.go:187",
+                    f'"Could not process manifest file" err={apiserver.go_quote(error)} '
+                    f'path="{source}"',
+                )
+        self._reported_errors = dict(self.source.errors)
+
     def request_restart(self) -> None:
         """``systemctl restart kubelet``: re-read the manifests on the next tick; the new
         kubelet process has no back-off state, so crash-looping containers retry at once."""
@@ -472,6 +512,7 @@ class Kubelet:
                     self.source.relist()
                 else:
                     self.source.watch_events()
+            self._report_manifest_errors()
             await self._reconcile()
             self._flush_stale_mirrors()
             if self._republish:
@@ -611,4 +652,9 @@ class Kubelet:
         return cri.run_crictl(self.containers, argv)
 
     def run_systemctl(self, argv: list[str]) -> tuple[int, bytes, bytes]:
-        return cri.run_systemctl(argv, active=not self.is_broken, restart=self.request_restart)
+        return cri.run_systemctl(
+            argv,
+            active=not self.is_broken,
+            restart=self.request_restart,
+            journal=list(self.journal_lines)[-10:],
+        )

@@ -277,6 +277,24 @@ def test_fixed_policy_and_kubelet_restart_end_the_crash_loop_without_a_manifest_
     assert status.container_statuses[0].restart_count >= 1 and status.container_statuses[0].ready
 
 
+def test_missing_file_volume_never_creates_a_container_and_the_kubelet_says_why(
+    kubesim: Cluster,
+) -> None:
+    before = [c["id"] for c in apiserver_containers(kubesim)]
+    write_manifest(kubesim, enable_audit(read_manifest(kubesim)))  # no policy file written
+    kubesim.wait_for(lambda: not kubesim.api_up(), 10, "the API to go down")
+
+    def complaint() -> bool:
+        status = systemctl(kubesim, "status", "kubelet").stdout
+        return (
+            "hostPath type check failed: /etc/kubernetes/audit/policy.yaml is not a file" in status
+        )
+
+    kubesim.wait_for(complaint, 10, "the kubelet's journal to name the volume")
+    assert [c["id"] for c in apiserver_containers(kubesim)] == before  # nothing new started
+    assert not kubesim.api_up()
+
+
 def test_stop_and_start_apiserver_fault(kubesim: Cluster) -> None:
     kubesim.stop_apiserver(CP)
     assert not kubesim.api_up()
