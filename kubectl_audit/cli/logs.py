@@ -1,4 +1,4 @@
-"""`kubectl audit logs`: query audit logs, from exported files today, from the cluster later."""
+"""`kubectl audit logs`: query audit logs, from the control-plane nodes or exported files."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from kubectl_audit.errors import UsageError
 from kubectl_audit.logs import filters as f
 from kubectl_audit.logs.output import FORMATS, Progress, Stats, renderer_for
 from kubectl_audit.logs.scan import Problems
-from kubectl_audit.logs.sources import FileSet, LogSource, cluster_sources, file_sets
+from kubectl_audit.logs.sources import FileSet, LogSource, file_sets
 
 _FILTERS = "Filters (all combine with AND; a repeated filter matches any of its values)"
 
@@ -80,7 +80,29 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     type=click.Choice(["auto", "node-proxy", "debug-pod"]),
     default="auto",
     show_default=True,
-    help="How to reach the nodes' logs (cluster mode).",
+    help="How to reach the nodes' logs: the kubelet /logs proxy (no privileged pod; the log "
+    "must be under /var/log) or a short-lived node-agent pod that filters and compresses on "
+    "the node. auto: the proxy where it can.",
+)
+@click.option(
+    "--pod-namespace",
+    default="kube-system",
+    show_default=True,
+    help="Namespace for the node-agent pod (--via debug-pod). It is privileged, so Pod "
+    "Security must allow that there.",
+)
+@click.option(
+    "--image",
+    default=None,
+    help="Image for the node-agent pod (needs sh, sleep and chroot). Default: a shell image "
+    "already on the node, else busybox.",
+)
+@click.option(
+    "--image-pull-secret",
+    "image_pull_secrets",
+    multiple=True,
+    metavar="NAME",
+    help="Pull secret for --image (repeatable).",
 )
 @click.option(
     "--user",
@@ -143,6 +165,9 @@ def logs(
     file_options: tuple[str, ...],
     nodes: tuple[str, ...],
     via: str,
+    pod_namespace: str,
+    image: str | None,
+    image_pull_secrets: tuple[str, ...],
     output: str,
     limit: int | None,
     tail: int | None,
@@ -155,6 +180,9 @@ def logs(
 
     \b
     Examples:
+      kubectl audit logs --user alice --verb delete --since 1h
+      kubectl audit logs --denied -o wide --node cp-1 --via debug-pod
+      kubectl audit logs -f --namespace prod
       kubectl audit logs --file audit.log --user alice --verb delete
       kubectl audit logs --file audit.log --denied --since 2h -o wide
       kubectl audit logs --file audit.log --resource secrets -o jsonl | jq .
@@ -165,8 +193,9 @@ def logs(
     compare that time. Exit status: 0 when the query ran, even if nothing matched (like
     kubectl get: "No matching audit events." goes to stderr), 2 for usage errors and
     missing or unreadable files. Lines that are not audit events are skipped and counted
-    in one warning on stderr. Without --file the logs are read from the control-plane
-    nodes, which this build cannot do yet.
+    in one warning on stderr. Without --file the logs are read from every control-plane
+    node in parallel (the path from the running apiserver's --audit-log-path) and merged by
+    time; a node without an audit log gets a warning, none at all is exit 1.
     """
     spec = _spec(options)
     matcher = f.compile_filters(spec)
@@ -174,6 +203,7 @@ def logs(
     if stats and (follow or tail is not None):
         raise UsageError("--stats summarises a finished query: drop --follow and --tail")
     sources: list[LogSource]
+    cluster = None
     if paths:
         if nodes:
             raise UsageError("--node selects cluster nodes; with --file every file given is read")
@@ -182,7 +212,10 @@ def logs(
             if follow and isinstance(source, FileSet):
                 source.leave_tail_to_follower = True
     else:
-        sources = cluster_sources(kube, nodes, via, matcher.literals_for_node)
+        cluster = _open_cluster(
+            kube, nodes, via, matcher, spec, follow, pod_namespace, image, image_pull_secrets
+        )
+        sources = cluster.sources
 
     # click hands out stdout unbuffered: one write() per event would be a system call.
     out = io.BufferedWriter(click.get_binary_stream("stdout"), buffer_size=1 << 16)  # type: ignore[arg-type]
@@ -192,21 +225,30 @@ def logs(
     from kubectl_audit.logs import query
 
     try:
+        if cluster is not None:
+            from kubectl_audit.logs.cluster import start_all
+
+            start_all(sources)
         query.run(
             sources, matcher, renderer, problems, limit=limit, tail=tail, progress=progress.advance
         )
         progress.finish()
         if follow and (limit is None or renderer.count < limit):
-            from kubectl_audit.logs import follow as following
-
             renderer.flush()
-            following.follow(
-                [s for s in sources if isinstance(s, FileSet)],
-                matcher,
-                renderer,
-                problems,
-                limit=limit,
-            )
+            if cluster is not None:
+                from kubectl_audit.logs import cluster as cluster_logs
+
+                cluster_logs.follow(cluster.tails(), matcher, renderer, problems, limit=limit)
+            else:
+                from kubectl_audit.logs import follow as following
+
+                following.follow(
+                    [s for s in sources if isinstance(s, FileSet)],
+                    matcher,
+                    renderer,
+                    problems,
+                    limit=limit,
+                )
     except BrokenPipeError:
         # `... | head`: the reader left, which is no error (click itself would turn the
         # EPIPE into exit 1). Point stdout at /dev/null so that flushing what is still
@@ -214,6 +256,8 @@ def logs(
         _silence_stdout()
         return
     finally:
+        if cluster is not None:
+            cluster.close()
         progress.finish()
         try:
             renderer.close()
@@ -226,6 +270,36 @@ def logs(
             click.echo(summary, err=True)
     if renderer.count == 0 and not stats and output in ("table", "wide"):
         click.echo("No matching audit events.", err=True)
+
+
+def _open_cluster(
+    kube: KubeOptions,
+    nodes: tuple[str, ...],
+    via: str,
+    matcher: f.Matcher,
+    spec: f.FilterSpec,
+    follow: bool,
+    pod_namespace: str,
+    image: str | None,
+    image_pull_secrets: tuple[str, ...],
+) -> Any:  # kubectl_audit.logs.cluster.ClusterLogs
+    from kubectl_audit.kube.client import connect
+    from kubectl_audit.logs.cluster import node_literals, open_cluster
+    from kubectl_audit.node.debugpod import DebugPodOptions
+
+    return open_cluster(
+        connect(kube),
+        nodes,
+        via,
+        node_literals(matcher),
+        since=spec.since,
+        until=spec.until,
+        pod_options=DebugPodOptions(
+            namespace=pod_namespace, image=image, image_pull_secrets=image_pull_secrets
+        ),
+        follow=follow,
+        warn=lambda message: click.echo(message, err=True),
+    )
 
 
 def _silence_stdout() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from kubectl_audit.node.shell import CommandResult, StreamLost
 
@@ -91,3 +91,120 @@ def _send_stdin(client, data: bytes) -> None:  # client: kubernetes.stream.ws_cl
         client.write_stdin(data[start : start + _STDIN_FRAME])
     if client.subprotocol == "v5.channel.k8s.io":
         client.close_channel(0)
+
+
+_STDERR_KEPT = 64 * 1024
+
+
+class ExecStream:
+    """Run argv in the container and hand out its stdout as it arrives (memory stays flat).
+
+    Iterate it for the stdout chunks; when the iteration ends, `exit_code` and `stderr`
+    (its first 64 KiB) are set and `received` counts the stdout bytes that came over the
+    stream. Use it as a context manager: leaving early closes the stream, which ends the
+    command in the pod. `timeout` bounds the whole command (None: no bound, for `tail -F`).
+    Raises StreamLost like `exec_in_pod` when the stream ends without an exit status.
+    """
+
+    def __init__(
+        self,
+        core_api,  # kubernetes.client.CoreV1Api
+        namespace: str,
+        pod: str,
+        container: str,
+        argv: Sequence[str],
+        *,
+        timeout: float | None,
+        stdin: bytes | None = None,
+    ) -> None:
+        self._args = (core_api, namespace, pod, container, list(argv))
+        self._timeout = timeout
+        self._stdin = stdin
+        self._client = None
+        self.exit_code: int | None = None
+        self.stderr = b""
+        self.received = 0
+
+    def __enter__(self) -> ExecStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _open(self):  # -> kubernetes.stream.ws_client.WSClient
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import stream
+        from websocket import WebSocketException
+
+        core_api, namespace, pod, container, argv = self._args
+        try:
+            client = stream(
+                core_api.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                container=container,
+                command=argv,
+                stdin=self._stdin is not None,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                binary=True,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status == 0:
+                raise StreamLost(str(error.reason)) from None
+            raise
+        self._client = client
+        if self._stdin is not None:
+            try:
+                _send_stdin(client, self._stdin)
+            except (OSError, ValueError, WebSocketException) as error:
+                raise StreamLost(f"exec stream lost while sending input: {error}") from None
+        return client
+
+    def __iter__(self) -> Iterator[bytes]:
+        from websocket import WebSocketException
+
+        client = self._open()
+        argv = self._args[4]
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        stderr = bytearray()
+        while True:
+            is_open = client.is_open()
+            if is_open:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"{argv[0]} did not finish within {self._timeout:.0f}s")
+                try:
+                    client.update(timeout=_CHUNK_WAIT)
+                except (OSError, ValueError, WebSocketException) as error:
+                    raise StreamLost(f"exec stream lost: {error}") from None
+            chunk = client.read_stdout(timeout=0) or b""
+            if len(stderr) < _STDERR_KEPT:
+                stderr += client.read_stderr(timeout=0) or b""
+            else:
+                client.read_stderr(timeout=0)
+            if chunk:
+                self.received += len(chunk)
+                yield chunk
+            if not is_open:
+                break
+        self.stderr = bytes(stderr[:_STDERR_KEPT])
+        try:
+            code = client.returncode
+        except (TypeError, KeyError, ValueError, IndexError):
+            code = None
+        if code is None:
+            raise StreamLost("exec stream closed without an exit status")
+        self.exit_code = int(code)
+
+    def close(self) -> None:
+        from websocket import WebSocketException
+
+        if self._client is None:
+            return
+        try:
+            self._client.close()
+        except (OSError, WebSocketException) as error:
+            log.debug("the exec stream was already gone when closing it: %s", error)
+        self._client = None

@@ -1,0 +1,332 @@
+"""`kubectl audit logs` from the cluster: find each control plane's log, read them in parallel.
+
+Where the log is comes from the running apiserver (its mirror pod's `--audit-log-path`,
+mapped through its hostPath volume to the path on the node), never from a guess. Per node
+the log is read through the kubelet `/logs` proxy when it lies under /var/log (no privileged
+pod), else, or with `--via debug-pod`, through the node-agent pod with a `grep -F` prefilter
+and gzip on the node. Each node's source runs in its own thread a few blocks ahead of the
+merge, so the nodes download (and their pods start) in parallel while memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from kubectl_audit.errors import AuditError, UsageError
+from kubectl_audit.logs.events import Event
+from kubectl_audit.logs.filters import Matcher
+from kubectl_audit.logs.output import Renderer
+from kubectl_audit.logs.proxy import KubeletFiles, ProxySource, ProxyTail, log_files_for
+from kubectl_audit.logs.scan import Problems, Scanner
+from kubectl_audit.logs.sources import Block, LogSource
+from kubectl_audit.node.debugpod import DebugPodOptions
+from kubectl_audit.status.logproxy import under_var_log
+
+log = logging.getLogger(__name__)
+
+VIAS = ("auto", "node-proxy", "debug-pod")
+PREFETCH_BLOCKS = 4
+POLL_INTERVAL = 1.0
+
+
+class AuditOff(AuditError):
+    """No selected control-plane node writes an audit log file (exit 1)."""
+
+
+@dataclass(frozen=True)
+class NodeLog:
+    """Where one control-plane node's audit log is, or why there is none to read."""
+
+    node: str
+    host_path: str | None  # the current log as a path on the node
+    off: str | None = None  # the reason there is nothing to read, when host_path is None
+
+
+def locate_log(node: str, pod: dict[str, Any] | None, version: str) -> NodeLog:
+    """The audit log file of `node` from its running kube-apiserver mirror pod (pure)."""
+    from kubectl_audit.apiserver.state import audit_state
+    from kubectl_audit.apiserver.staticpod import ManifestError, pod_from_object
+
+    if pod is None:
+        return NodeLog(node, None, "no kube-apiserver mirror pod runs on it")
+    try:
+        state = audit_state(pod_from_object(pod), version)
+    except ManifestError as error:
+        return NodeLog(node, None, error.message)
+    if not state.policy_file:
+        return NodeLog(node, None, "audit logging is off (no --audit-policy-file)")
+    if not state.log_path:
+        backend = " (events go to the webhook only)" if state.webhook else ""
+        return NodeLog(node, None, f"no --audit-log-path: no log file is written{backend}")
+    if state.log_path == "-":
+        return NodeLog(
+            node,
+            None,
+            "--audit-log-path=- writes events to the apiserver's stdout: read them with "
+            f"`kubectl logs -n kube-system kube-apiserver-{node}`",
+        )
+    if state.log_host_path is None:
+        return NodeLog(
+            node,
+            None,
+            f"--audit-log-path={state.log_path} is not on a hostPath volume: the events stay "
+            "inside the container",
+        )
+    return NodeLog(node, state.log_host_path)
+
+
+def node_literals(matcher: Matcher) -> tuple[bytes, ...]:
+    """The `grep -F` patterns for the node-side prefilter: one needle set (grep ORs its
+    patterns, so one set is all it can apply), the one whose shortest literal is longest
+    (a rough stand-in for the most selective). A set with an empty literal matches every
+    line and is no use; none usable: no prefilter (everything is sent, gzipped)."""
+    usable = [s.loose for s in matcher.needle_sets if s.loose and all(s.loose)]
+    if not usable:
+        return ()
+    best = max(usable, key=lambda literals: min(len(lit) for lit in literals))
+    return tuple(dict.fromkeys(best))
+
+
+def via_for(log_file: NodeLog, via: str) -> str:
+    """`node-proxy` or `debug-pod` for this node (`auto`: the proxy when it can)."""
+    assert log_file.host_path is not None
+    served = under_var_log(log_file.host_path) is not None
+    if via == "auto":
+        return "node-proxy" if served else "debug-pod"
+    if via == "node-proxy" and not served:
+        raise UsageError(
+            f"{log_file.node}: the audit log is {log_file.host_path}, outside /var/log, "
+            "which is all the kubelet /logs proxy serves",
+            hint="use --via debug-pod (or --via auto)",
+        )
+    return via
+
+
+def all_off_error(logs: Sequence[NodeLog]) -> AuditOff:
+    reasons = "; ".join(f"{n.node}: {n.off}" for n in logs)
+    return AuditOff(
+        f"no audit log to read on any selected control-plane node ({reasons})",
+        hint="turn audit logging on with `kubectl audit enable`",
+    )
+
+
+class _Tail(Protocol):
+    node: str
+
+    def poll(self) -> Iterator[Block]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class ClusterLogs:
+    """The sources of one query and what they hold open (node-agent pods); close() it."""
+
+    sources: list[LogSource]
+    skipped: list[NodeLog]
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+    def tails(self) -> list[_Tail]:
+        """Followers that continue each node's log where its scan stopped."""
+        from kubectl_audit.logs.nodeshell import DebugPodSource, PodTail
+
+        tails: list[_Tail] = []
+        for prefetched in self.sources:
+            source = getattr(prefetched, "source", prefetched)
+            if isinstance(source, ProxySource):
+                tails.append(
+                    ProxyTail(
+                        source.node,
+                        source.files,
+                        source.log,
+                        source.read_up_to,
+                        source.backups_seen,
+                    )
+                )
+            elif isinstance(source, DebugPodSource):
+                path = f"{source.log.directory}/{source.log.current_name}"
+                tails.append(PodTail(source.node, source.agent, path, source.read_up_to))
+        self._closers.extend(t.close for t in tails)
+        return tails
+
+
+def open_cluster(
+    api_client: Any,
+    nodes: Sequence[str],
+    via: str,
+    literals: tuple[bytes, ...],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    pod_options: DebugPodOptions,
+    follow: bool = False,
+    warn: Callable[[str], None] = lambda message: None,
+) -> ClusterLogs:
+    """One prefetching LogSource per selected control-plane node that writes a log file.
+
+    A node without one gets a warning; none at all is an AuditOff error (exit 1).
+    """
+    from kubectl_audit.controlplane import read_control_plane
+
+    control_plane = read_control_plane(api_client)
+    selected = control_plane.select(nodes)
+    if not selected:
+        raise UsageError("no control-plane nodes found", hint="name them with --node")
+    found: list[tuple[dict[str, Any], NodeLog]] = []
+    for node in selected:
+        name = node["metadata"]["name"]
+        found.append(
+            (
+                node,
+                locate_log(name, control_plane.apiserver_pod(name), control_plane.server_version),
+            )
+        )
+    readable = [(node, where) for node, where in found if where.host_path is not None]
+    skipped = [where for _, where in found if where.host_path is None]
+    if not readable:
+        raise all_off_error(skipped)
+    for where in skipped:
+        warn(f"warning: {where.node}: {where.off}")
+    logs = ClusterLogs([], skipped)
+    for node, where in readable:
+        assert where.host_path is not None
+        source = _source(
+            api_client, node, where, via_for(where, via), literals, since, until, pod_options
+        )
+        source_close = getattr(getattr(source, "agent", None), "close", None)
+        if source_close is not None:
+            logs._closers.append(source_close)
+        if isinstance(source, ProxySource):
+            source.leave_tail_to_follower = follow
+        prefetched = Prefetched(source)
+        logs._closers.insert(0, prefetched.close)
+        logs.sources.append(prefetched)
+    return logs
+
+
+def _source(
+    api_client: Any,
+    node: dict[str, Any],
+    where: NodeLog,
+    via: str,
+    literals: tuple[bytes, ...],
+    since: datetime | None,
+    until: datetime | None,
+    pod_options: DebugPodOptions,
+) -> LogSource:
+    assert where.host_path is not None
+    files = log_files_for(where.host_path)
+    if via == "node-proxy":
+        return ProxySource(where.node, KubeletFiles(api_client, where.node), files, since, until)
+    from kubectl_audit.logs.nodeshell import DebugPodSource, NodeAgent
+
+    agent = NodeAgent(api_client, node, pod_options)
+    return DebugPodSource(where.node, agent, files, literals, since, until)
+
+
+_DONE = object()
+
+
+class Prefetched:
+    """Runs a source's `blocks()` in a thread, a few blocks ahead of the consumer.
+
+    The merge pulls one node at a time; without this, each node's network reads (and its
+    pod's start) would wait for the others. Errors are raised in the consumer's thread.
+    """
+
+    def __init__(self, source: LogSource, depth: int = PREFETCH_BLOCKS) -> None:
+        self.source = source
+        self.node = source.node
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def size(self) -> int | None:
+        return self.source.size()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._produce, name=f"logs-{self.node}", daemon=True
+            )
+            self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            for block in self.source.blocks():
+                if not self._put(block):
+                    return
+            self._put(_DONE)
+        except BaseException as error:  # noqa: BLE001 - raised again in the consumer
+            self._put(error)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def blocks(self) -> Iterator[Block]:
+        self.start()
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def start_all(sources: Sequence[LogSource]) -> None:
+    """Start every node's reader at once (the merge would start them one by one)."""
+    for source in sources:
+        if isinstance(source, Prefetched):
+            source.start()
+
+
+def follow(
+    tails: Sequence[_Tail],
+    matcher: Matcher,
+    renderer: Renderer,
+    problems: Problems,
+    *,
+    limit: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    interval: float = POLL_INTERVAL,
+) -> None:
+    """Poll every node's tail; the events of one round are written in time order."""
+    scanners = [Scanner(matcher, tail.node, problems) for tail in tails]
+    while not stop():
+        found: list[Event] = []
+        for tail, scanner in zip(tails, scanners, strict=True):
+            for block in tail.poll():
+                found.extend(scanner.block_events(block))
+        found.sort(key=lambda e: e.key)
+        for event in found:
+            if limit is not None and renderer.count >= limit:
+                return
+            renderer.write(event)
+        renderer.flush()
+        if limit is not None and renderer.count >= limit:
+            return
+        if not found:
+            time.sleep(interval)

@@ -1,0 +1,108 @@
+"""Which files of a node's audit log to read, whatever carries them (pure, no I/O).
+
+A node's log is named by the apiserver's `--audit-log-path` (as a path on the node); its
+lumberjack backups sit in the same directory. The listing comes from the kubelet's
+`/logs` page or `ls` in the node-agent pod; the choice is the same as for `--file`:
+backups oldest first, then the current log, backups wholly outside --since/--until left
+out by the times in their names (`sources._window`, with its rotation slack).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from kubectl_audit.logs.sources import BLOCK_SIZE, BrokenInput, LogName, _window
+
+
+@dataclass(frozen=True)
+class LogFiles:
+    """The log `directory/current_name` on a node, and how to pick its files from a listing."""
+
+    directory: str
+    current_name: str
+
+    def belongs(self, name: str) -> bool:
+        wanted = LogName.of(Path(self.current_name))
+        found = LogName.of(Path(name))
+        return (found.stem, found.ext) == (wanted.stem, wanted.ext)
+
+    def backups(self, names: Iterable[str]) -> list[str]:
+        """The backups in `names`, oldest first; a backup and its `.gz` twin (lumberjack
+        compressing it right now) count once, as the uncompressed one."""
+        found: dict[datetime, str] = {}
+        for name in names:
+            log_name = LogName.of(Path(name))
+            if log_name.rotated_at is None or not self.belongs(name):
+                continue
+            if log_name.rotated_at not in found or not log_name.gz:
+                found[log_name.rotated_at] = name
+        return [found[stamp] for stamp in sorted(found)]
+
+    def choose(
+        self, names: Iterable[str], since: datetime | None, until: datetime | None
+    ) -> tuple[list[str], list[str]]:
+        """(files to read in order, backups skipped by the time window)."""
+        listed = list(names)
+        ordered = self.backups(listed)
+        if self.current_name in listed:
+            ordered.append(self.current_name)
+        kept, skipped = _window([Path(name) for name in ordered], since, until)
+        return [p.name for p in kept], [p.name for p in skipped]
+
+    @staticmethod
+    def rotation_key(name: str) -> datetime | None:
+        return LogName.of(Path(name)).rotated_at
+
+
+def is_gzip_name(name: str) -> bool:
+    return name.endswith(".gz")
+
+
+def gunzip_chunks(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
+    """Decompress a gzip stream (all its members) as it arrives, in blocks of ~1 MiB.
+
+    A stream that ends before its gzip end raises BrokenInput after yielding what it had
+    (a backup caught while lumberjack compresses it, a connection cut short).
+    """
+    decompressor = zlib.decompressobj(wbits=31)
+    pending: list[bytes] = []
+    size = 0
+    for compressed in chunks:
+        data = compressed
+        while data:
+            try:
+                out = decompressor.decompress(data)
+            except zlib.error as error:
+                raise BrokenInput(f"{where}: {error}") from None
+            if out:
+                pending.append(out)
+                size += len(out)
+                if size >= BLOCK_SIZE:
+                    yield b"".join(pending)
+                    pending, size = [], 0
+            data = b""
+            if decompressor.eof and decompressor.unused_data:  # the next gzip member
+                data = decompressor.unused_data
+                decompressor = zlib.decompressobj(wbits=31)
+    if pending:
+        yield b"".join(pending)
+    if not decompressor.eof:
+        raise BrokenInput(f"{where}: compressed data ended before its end")
+
+
+def coalesce(chunks: Iterable[bytes], size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Small network chunks glued into ~`size` pieces: the scanner works per block."""
+    pending: list[bytes] = []
+    have = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        have += len(chunk)
+        if have >= size:
+            yield b"".join(pending)
+            pending, have = [], 0
+    if pending:
+        yield b"".join(pending)
