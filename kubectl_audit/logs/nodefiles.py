@@ -58,6 +58,12 @@ class LogFiles:
         return LogName.of(Path(name)).rotated_at
 
 
+def new_backups(log: LogFiles, seen: list[str], names: list[str]) -> list[str]:
+    """Backups in `names` (oldest first) that `seen` did not have: rotations since."""
+    known = {LogFiles.rotation_key(name) for name in seen}
+    return [name for name in log.backups(names) if LogFiles.rotation_key(name) not in known]
+
+
 def is_gzip_name(name: str) -> bool:
     return name.endswith(".gz")
 

@@ -17,14 +17,15 @@ import posixpath
 import queue
 import shlex
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from kubectl_audit.errors import NodeError
-from kubectl_audit.logs.nodefiles import LogFiles, coalesce, gunzip_chunks, is_gzip_name
-from kubectl_audit.logs.sources import Block, BrokenInput, read_blocks
+from kubectl_audit.logs.nodefiles import LogFiles, coalesce, gunzip_chunks, new_backups
+from kubectl_audit.logs.sources import Block, BrokenInput, LogName, read_blocks
 from kubectl_audit.node.debugpod import CONTAINER, HOST_ROOT, DebugPod, DebugPodOptions
 from kubectl_audit.node.podexec import ExecStream
 
@@ -32,40 +33,71 @@ from kubectl_audit.node.podexec import ExecStream
 MAX_LITERAL_BYTES = 3000
 READ_TIMEOUT = 1800.0  # seconds for one file (grep on a 1 GiB log takes seconds)
 _SIZE_MARK = b"kubectl-audit-size "
+_ROTATED_MARK = b"kubectl-audit-rotated"
+ROTATION_RETRIES = 5
 
 
 def _patterns(literals: Sequence[bytes]) -> str:
     return " ".join(f"-e {shlex.quote(lit.decode('utf-8', 'replace'))}" for lit in literals)
 
 
+def backup_regex(log: LogFiles) -> str:
+    """An ERE for the names of the log's lumberjack backups (for `grep -E` on the node)."""
+    name = LogName.of(PurePosixPath(log.current_name))  # type: ignore[arg-type]
+    stamp = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}[.][0-9]{3}"
+    return f"^{_ere(name.stem)}-{stamp}{_ere(name.ext)}([.]gz)?$"
+
+
+def _ere(text: str) -> str:
+    # Bracket every special character: newer GNU greps warn about stray backslashes.
+    return "".join(f"[{c}]" if c in ".[]()*+?{}|^$" else c for c in text) if text else ""
+
+
 def read_command(
-    path: str, *, compressed: bool, current: bool, literals: Sequence[bytes]
+    path: str,
+    *,
+    current: bool,
+    literals: Sequence[bytes],
+    backups: str = "",
+    newest_backup: str = "",
 ) -> list[str]:
     """argv (in the node's root) that writes the file's candidate lines, gzipped, to stdout.
 
-    The current log is read up to its size when the command starts, which it reports on
-    stderr (`kubectl-audit-size N`): `-f` continues from exactly there. Anything else on
-    stderr means the file could not be read to its end.
+    A backup listed as `X.log` may be `X.log.gz` by now (lumberjack compresses after the
+    rename): whichever exists is read, gunzipped on the node if there is grepping to do.
+    The current log is opened first, then the directory is checked to still have
+    `newest_backup` as its newest backup (names matching the ERE `backups`); otherwise it
+    was rotated after our listing, which the command reports (`kubectl-audit-rotated` on
+    stderr, no output) so that the caller reads the new backups first. Then it is read up
+    to its size at that moment, reported on stderr (`kubectl-audit-size N`): `-f`
+    continues from exactly there. Anything else on stderr means a file could not be read.
     """
     if sum(len(lit) + 6 for lit in literals) > MAX_LITERAL_BYTES:
         literals = ()  # the exact filter still runs on our side; only the bytes grow
     if current:
-        source = (
-            f'n=$(wc -c < "$1") && n=$((n)) && echo "{_SIZE_MARK.decode()}$n" >&2 '
-            '&& head -c "$n" -- "$1"'
+        check = (
+            '[ "$(ls -1 -- "${1%/*}" | LC_ALL=C grep -E -e "$2" | sed "s/[.]gz$//" '
+            '| LC_ALL=C sort | tail -n 1)" = "$3" ] '
+            f'|| {{ echo "{_ROTATED_MARK.decode()}" >&2; exit 0; }}'
         )
-    elif compressed:
-        source = 'gzip -dc -- "$1"'
+        head = (
+            f'exec 3< "$1" || exit 1; {check}; n=$(wc -c < "$1"); n=$((n)); {check}; '
+            f'echo "{_SIZE_MARK.decode()}$n" >&2; '
+        )
+        plain = gz = 'head -c "$n" <&3'
     else:
-        source = 'cat -- "$1"'
+        head = 'f=$1; [ -e "$f" ] || [ ! -e "$f.gz" ] || f=$f.gz; '
+        plain, gz = 'cat -- "$f"', 'gzip -dc -- "$f"'
     if not literals:
-        script = 'cat -- "$1"' if compressed and not current else f"{source} | gzip -c"
+        raw = 'cat -- "$f"' if not current else plain
+        script = f'{head}case "${{f:-$1}}" in *.gz) {raw} ;; *) {plain} | gzip -c ;; esac'
     else:
         # -a where grep has it (GNU grep prints "Binary file matches" for a line with a
         # NUL); LC_ALL=C keeps GNU grep -F on its byte-level fast path.
         probe = "a=; echo x | grep -a -F x >/dev/null 2>&1 && a=-a; "
-        script = f"{probe}{{ {source}; }} | LC_ALL=C grep $a -F {_patterns(literals)} | gzip -c"
-    return ["sh", "-c", script, "sh", path]
+        read = f'case "${{f:-$1}}" in *.gz) {gz} ;; *) {plain} ;; esac'
+        script = f"{probe}{head}{{ {read}; }} | LC_ALL=C grep $a -F {_patterns(literals)} | gzip -c"
+    return ["sh", "-c", script, "sh", path, backups, newest_backup]
 
 
 def follow_command(path: str, start: int | None) -> list[str]:
@@ -78,19 +110,27 @@ def list_command(directory: str) -> list[str]:
     return ["ls", "-1a", "--", directory]
 
 
-def split_size(stderr: bytes) -> tuple[int | None, bytes]:
-    """The size reported by `read_command` on stderr, and the rest of stderr."""
-    size = None
-    rest = []
-    for line in stderr.splitlines(keepends=True):
-        if line.startswith(_SIZE_MARK):
-            try:
+@dataclass(frozen=True)
+class ReadReport:
+    """What `read_command` said on stderr besides the data."""
+
+    size: int | None  # bytes of the current log read
+    rotated: bool  # the current log was rotated after the listing: nothing was read
+    errors: bytes  # anything else: why a file could not be read (to its end)
+
+    @classmethod
+    def parse(cls, stderr: bytes) -> ReadReport:
+        size = None
+        rotated = False
+        rest = []
+        for line in stderr.splitlines(keepends=True):
+            if line.startswith(_SIZE_MARK) and line[len(_SIZE_MARK) :].strip().isdigit():
                 size = int(line[len(_SIZE_MARK) :].strip())
-                continue
-            except ValueError:
-                pass
-        rest.append(line)
-    return size, b"".join(rest)
+            elif line.strip() == _ROTATED_MARK:
+                rotated = True
+            else:
+                rest.append(line)
+        return cls(size, rotated, b"".join(rest))
 
 
 @dataclass
@@ -160,27 +200,49 @@ class DebugPodSource:
     def blocks(self) -> Iterator[Block]:
         names = self.agent.list_names(self.log.directory)
         chosen, _ = self.log.choose(names, self.since, self.until)
+        seen = self.log.backups(names)
         self.read_up_to = None
         for name in chosen:
-            yield from self._file(name)
+            if name != self.log.current_name:
+                yield from self._file(name)
+        if self.log.current_name not in chosen:
+            return
+        for _ in range(ROTATION_RETRIES):
+            newest = seen[-1].removesuffix(".gz") if seen else ""
+            report = yield from self._file(self.log.current_name, newest)
+            if not report.rotated:
+                return
+            names = self.agent.list_names(self.log.directory)
+            for name in new_backups(self.log, seen, names):
+                yield from self._file(name)
+            seen = self.log.backups(names)
+        where = f"{self.node}:{self.log.directory}/{self.log.current_name}"
+        reason = f"{where}: rotated {ROTATION_RETRIES} times while being read"
+        yield Block(b"", where, -1, tail=True, broken=reason)
 
-    def _file(self, name: str) -> Iterator[Block]:
+    def _file(self, name: str, newest_backup: str = "") -> Generator[Block, None, ReadReport]:
         path = posixpath.join(self.log.directory, name)
         where = f"{self.node}:{path}"
         current = name == self.log.current_name
-        compressed = is_gzip_name(name)
-        argv = read_command(path, compressed=compressed, current=current, literals=self.literals)
+        argv = read_command(
+            path,
+            current=current,
+            literals=self.literals,
+            backups=backup_regex(self.log),
+            newest_backup=newest_backup,
+        )
         with self.agent.stream(argv, timeout=READ_TIMEOUT) as stream:
             try:
                 yield from read_blocks(_gunzipped(stream, where), where, head_sniff=False)
             finally:
                 self.wire_bytes += stream.received
-            size, errors = split_size(stream.stderr)
-            if current:
-                self.read_up_to = size
-            if errors.strip() or stream.exit_code not in (0, None):
-                detail = errors.decode("utf-8", "replace").strip() or f"exit {stream.exit_code}"
-                yield Block(b"", where, -1, tail=True, broken=f"{where}: {detail}")
+        report = ReadReport.parse(stream.stderr)
+        if current and not report.rotated:
+            self.read_up_to = report.size
+        if report.errors.strip() or stream.exit_code not in (0, None):
+            detail = report.errors.decode("utf-8", "replace").strip()
+            yield Block(b"", where, -1, tail=True, broken=f"{where}: {detail or stream.exit_code}")
+        return report
 
 
 def _gunzipped(stream: ExecStream, where: str) -> Iterator[bytes]:

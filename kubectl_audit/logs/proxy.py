@@ -21,10 +21,11 @@ from urllib.parse import quote
 
 from kubectl_audit.errors import ClusterError
 from kubectl_audit.kube.errors import api_call, api_error
-from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, is_gzip_name
-from kubectl_audit.logs.sources import BLOCK_SIZE, Block, read_blocks
+from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, is_gzip_name, new_backups
+from kubectl_audit.logs.sources import BLOCK_SIZE, Block, BrokenInput, read_blocks
 from kubectl_audit.status.logproxy import VAR_LOG, KubeletLogs
 
+ROTATION_RETRIES = 5
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+)")
 
 
@@ -89,10 +90,15 @@ class KubeletFiles:
 
     def chunks(self, path: str, *, start: int = 0) -> Iterator[bytes]:
         """The bytes of `path` from `start`, 1 MiB at a time (nothing if it has no more)."""
-        response = self.open(path, start=start)
+        return self.body(self.open(path, start=start), path, start=start)
+
+    def body(self, response: Any, path: str, *, start: int = 0) -> Iterator[bytes]:
+        """Stream an opened response; a stream left early closes its connection."""
         raw = response.response  # the urllib3 response, not read yet
+        finished = False
         try:
             if response.status == 416:
+                finished = True
                 return
             if start and response.status == 200:
                 raise ProxyRefused(
@@ -103,10 +109,19 @@ class KubeletFiles:
                 while True:
                     chunk = raw.read(BLOCK_SIZE)
                     if not chunk:
+                        finished = True
                         return
                     yield chunk
         finally:
-            raw.release_conn()
+            discard(response, finished=finished)
+
+
+def discard(response: Any, *, finished: bool = False) -> None:
+    """Give the connection back; one with unread data is closed, not reused."""
+    raw = response.response
+    if not finished:
+        raw.close()
+    raw.release_conn()
 
 
 def _relative(path: str) -> str:
@@ -135,34 +150,62 @@ class ProxySource:
     def blocks(self) -> Iterator[Block]:
         names = self.files.list_names(self.log.directory)
         chosen, _ = self.log.choose(names, self.since, self.until)
-        self.backups_seen = tuple(self.log.backups(names))
-        for name in chosen:
+        seen = self.log.backups(names)
+        self.read_up_to = None
+        yield from self._backups([n for n in chosen if n != self.log.current_name])
+        if self.log.current_name in chosen:
+            yield from self._current(seen)
+
+    def _backups(self, names: list[str]) -> Iterator[Block]:
+        for name in names:
             path = posixpath.join(self.log.directory, name)
             where = f"{self.node}:{path}"
-            if name != self.log.current_name:
-                yield from read_blocks(_file_chunks(self.files, path, name, where), where)
+            yield from read_blocks(_file_chunks(self.files, path, name, where), where)
+
+    def _current(self, seen: list[str]) -> Iterator[Block]:
+        """The current log, opened before a second listing shows no new backup: so it was
+        not renamed between the listing and the read (nothing in between is lost)."""
+        path = posixpath.join(self.log.directory, self.log.current_name)
+        where = f"{self.node}:{path}"
+        for _ in range(ROTATION_RETRIES):
+            response = self.files.open(path)
+            names = self.files.list_names(self.log.directory)
+            new = new_backups(self.log, seen, names)
+            seen = self.log.backups(names)
+            if not new:
+                break
+            discard(response)
+            yield from self._backups(new)  # what was current at the listing, and since
+        self.backups_seen = tuple(seen)
+        end = 0
+        for block in read_blocks(self.files.body(response, path), where):
+            if not block.tail:
+                end = block.offset + block.stop
+            elif self.leave_tail_to_follower and block.broken is None:
                 continue
-            end = 0
-            for block in read_blocks(self.files.chunks(path), where):
-                if not block.tail:
-                    end = block.offset + block.stop
-                elif self.leave_tail_to_follower and block.broken is None:
-                    continue
-                yield block
-            self.read_up_to = end
-        if self.log.current_name not in chosen:
-            self.read_up_to = None
+            yield block
+        self.read_up_to = end
 
 
-def _file_chunks(files: KubeletFiles, path: str, name: str, where: str) -> Iterator[bytes]:
-    """A backup's bytes, gunzipped when lumberjack compressed it; a backup that vanished
-    between the listing and the read (maxbackup pruning) ends the stream with a reason."""
+def _file_chunks(
+    files: KubeletFiles, path: str, name: str, where: str, skip: int = 0
+) -> Iterator[bytes]:
+    """A backup's bytes from `skip` on, gunzipped when lumberjack compressed it (also when it
+    did so after the listing: `X.log` becomes `X.log.gz`). A backup that vanished (maxbackup
+    pruning) ends the stream with the reason."""
     try:
-        chunks = files.chunks(path)
-        yield from gunzip_chunks(chunks, where) if is_gzip_name(name) else chunks
+        try:
+            response = files.open(path, start=0 if is_gzip_name(name) else skip)
+        except ProxyRefused:
+            if is_gzip_name(name):
+                raise
+            path, name = path + ".gz", name + ".gz"
+            response = files.open(path)
+        if is_gzip_name(name):
+            yield from _skip(gunzip_chunks(files.body(response, path), where), skip)
+        else:
+            yield from files.body(response, path, start=skip)
     except ProxyRefused as error:
-        from kubectl_audit.logs.sources import BrokenInput
-
         raise BrokenInput(f"{where}: {error.message}") from None
 
 
@@ -188,51 +231,40 @@ class ProxyTail:
         if self.offset is None:
             self.offset = self._size(current) if self.log.current_name in names else 0
             self.backups = tuple(self.log.backups(names))
-        backups = tuple(self.log.backups(names))
-        new = [n for n in backups if LogFiles.rotation_key(n) not in self._seen_keys()]
-        self.backups = backups
-        if new:
-            yield from self._finish_rotated(sorted(new, key=LogFiles.rotation_key)[0])
-            self.offset = 0
-            self._partial = b""
+        new = new_backups(self.log, list(self.backups), names)
+        self.backups = tuple(self.log.backups(names))
+        for index, name in enumerate(new):
+            # The first new backup is the file we were reading; any later ones were
+            # written and rotated whole since the last poll.
+            skip = self.offset + len(self._partial) if index == 0 else 0
+            head = [self._partial] if index == 0 and self._partial else []
+            path = posixpath.join(self.log.directory, name)
+            where = f"{self.node}:{path}"
+            chunks = itertools.chain(head, _file_chunks(self.files, path, name, where, skip))
+            yield from read_blocks(chunks, where, head_sniff=False)
+            self.offset, self._partial = 0, b""
         if self.log.current_name not in names:
             return  # between lumberjack's rename and its create
         yield from self._lines(self._range(current), current)
 
     def _size(self, path: str) -> int:
-        response = self.files.open(path, start=0)
-        response.response.release_conn()
+        response = self.files.open(path)
+        discard(response)
         length = response.getheader("Content-Length")
         return int(length) if length and length.isdigit() else 0
-
-    def _seen_keys(self) -> set[Any]:
-        return {LogFiles.rotation_key(n) for n in self.backups}
 
     def _range(self, path: str) -> Iterator[bytes]:
         assert self.offset is not None
         start = self.offset + len(self._partial)
         response = self.files.open(path, start=start)
-        raw = response.response
-        try:
-            if response.status == 416:
-                span = ContentRange.parse(response.getheader("Content-Range"))
-                if span is not None and span.size < start:  # shrank in place: read it again
-                    self.offset, self._partial = 0, b""
-                    raw.release_conn()
-                    yield from self.files.chunks(path)
-                return
-            if response.status == 200 and start:
-                raise ProxyRefused(
-                    f"the kubelet on {self.node} ignored the byte range for {path}",
-                    hint="follow through the node-agent pod instead: --via debug-pod",
-                )
-            while True:
-                chunk = raw.read(BLOCK_SIZE)
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            raw.release_conn()
+        if response.status == 416:
+            discard(response)
+            span = ContentRange.parse(response.getheader("Content-Range"))
+            if span is not None and span.size < start:  # shrank in place: read it again
+                self.offset, self._partial = 0, b""
+                yield from self.files.chunks(path)
+            return
+        yield from self.files.body(response, path, start=start)
 
     def _lines(self, chunks: Iterator[bytes], where: str) -> Iterator[Block]:
         assert self.offset is not None
@@ -243,18 +275,6 @@ class ProxyTail:
                 yield Block(data[:cut], f"{self.node}:{where}", self.offset)
                 self.offset += cut
             self._partial = data[cut:]
-
-    def _finish_rotated(self, name: str) -> Iterator[Block]:
-        """The end of the file we were reading, now renamed to backup `name`."""
-        path = posixpath.join(self.log.directory, name)
-        where = f"{self.node}:{path}"
-        skip = (self.offset or 0) + len(self._partial)
-        if is_gzip_name(name):
-            chunks: Iterator[bytes] = _skip(gunzip_chunks(self.files.chunks(path), where), skip)
-        else:
-            chunks = self.files.chunks(path, start=skip)
-        head = [self._partial] if self._partial else []
-        yield from read_blocks(itertools.chain(head, chunks), where, head_sniff=False)
 
     def close(self) -> None:
         return None
