@@ -75,7 +75,6 @@ class StaticPodWorker:
     ready_since: datetime | None = None
     held: bool = False
     sink: apiserver.AuditSink | None = None
-    events: list[str] = field(default_factory=list)
     task: asyncio.Task | None = None
     attempt: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -177,7 +176,6 @@ class StaticPodWorker:
             except apiserver.VolumeSetupFailed as exc:
                 # No container is ever created; the kubelet retries the mount.
                 self.waiting_reason, self.waiting_message = "ContainerCreating", ""
-                self.events.append(str(exc))
                 self.kubelet.journal(
                     "E",
                     "nestedpendingoperations.go:348",

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.kubesim import cri
+from tests.kubesim import apiserver, cri
 from tests.kubesim.kubelet import image_ref, now, stamp
 
 if TYPE_CHECKING:
@@ -293,7 +293,28 @@ class PodRunner:
 
     async def _pull_and_run(self) -> None:
         await self._pull_image()
+        await self._set_up_volumes()
         await self._run_containers()
+
+    async def _set_up_volumes(self) -> None:
+        """hostPath type checks as for static pods; a failing volume keeps the pod in
+        ContainerCreating while the kubelet retries (the reason is in its journal)."""
+        period = max(float(getattr(self.kubelet.node.cluster.knobs, "kubelet_period", 0.05)), 0.01)
+        failures = 0
+        while True:
+            try:
+                apiserver.setup_host_volumes(self.pod, self.kubelet.node.root)
+                return
+            except apiserver.VolumeSetupFailed as exc:
+                if failures == 0:
+                    self.kubelet.journal(
+                        "E",
+                        "nestedpendingoperations.go:348",
+                        f'Operation for volume of pod "{self.name}" (UID: "{self.uid}") '
+                        f"failed. Error: {exc}",
+                    )
+                failures += 1
+            await asyncio.sleep(min(period * 4 * 2**failures, period * 40))
 
     def pullable(self, image: str) -> bool:
         knobs = self.kubelet.node.cluster.knobs
@@ -357,8 +378,6 @@ class PodRunner:
             if not host:
                 continue  # emptyDir, projected service-account tokens...: not modelled
             source = node.root / str(host).lstrip("/") if host != "/" else node.root
-            if (volume.get("hostPath") or {}).get("type") == "DirectoryOrCreate":
-                source.mkdir(parents=True, exist_ok=True)
             mounts.append(
                 Mount(
                     source=source,

@@ -532,6 +532,25 @@ def test_running_debug_pod_output_reaches_crictl_logs(kubesim: Cluster) -> None:
     kubesim.wait_for(said_hello, 10, "the pod's output")
 
 
+def test_debug_pod_with_a_missing_file_volume_stays_container_creating(kubesim: Cluster) -> None:
+    pod = debug_pod(
+        "needs-file",
+        "busybox",
+        ["sleep", "60"],
+        volumes=[{"name": "f", "hostPath": {"path": "/etc/nothing.conf", "type": "File"}}],
+    )
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "f", "mountPath": "/etc/x.conf"}]
+    core(kubesim).create_namespaced_pod("default", pod)
+
+    def complaint() -> bool:
+        status = systemctl(kubesim, "status", "kubelet", node=WORKER).stdout
+        return "hostPath type check failed: /etc/nothing.conf is not a file" in status
+
+    kubesim.wait_for(complaint, 10, "the kubelet's journal to name the volume")
+    assert waiting_reason(kubesim, "needs-file") == "ContainerCreating"
+    assert pod_status(kubesim, "needs-file")["phase"] == "Pending"
+
+
 def test_noexecute_taint_rejects_an_intolerant_pod(kubesim: Cluster) -> None:
     api = core(kubesim)
     taint = {"key": "maintenance", "value": "now", "effect": "NoExecute"}
