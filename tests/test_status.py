@@ -227,7 +227,7 @@ def test_three_nodes_table_json_and_exit_verdict():
     assert data["distribution"]["kind"] == "kubeadm"
     assert [n["node"] for n in data["nodes"]] == ["cp1", "cp2", "cp3"]
     assert set(data["nodes"][0]) == {
-        "node", "ok", "pod", "audit", "flags", "mounts", "apiserver", "policy", "cis",
+        "node", "ok", "pod", "runsAs", "audit", "flags", "mounts", "apiserver", "policy", "cis",
         "problems", "deep",
     }  # fmt: skip
     assert "problems" not in data["nodes"][0]["audit"]

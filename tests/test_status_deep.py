@@ -240,3 +240,66 @@ def _kubeadm():
     from kubectl_audit.apiserver.distribution import Distribution
 
     return Distribution("kubeadm", ("test",), ("kind",))
+
+
+K3S_LINE = (
+    'Nov 28 11:30:40 server-1 k3s[1907]: time="2026-11-28T11:30:40Z" level=info '
+    'msg="Running kube-apiserver --advertise-port=6443 --allow-privileged=true '
+    "--audit-log-maxage=30 --audit-log-maxbackup=10 --audit-log-maxsize=100 "
+    "--audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log "
+    '--audit-policy-file=/var/lib/rancher/k3s/server/audit.yaml --secure-port=6444"'
+)
+
+
+def k3s_server(ready: str = "True") -> dict:
+    return {
+        "metadata": {
+            "name": "server-1",
+            "labels": {"node-role.kubernetes.io/control-plane": "true"},
+        },
+        "status": {
+            "nodeInfo": {"kubeletVersion": "v1.30.6+k3s1"},
+            "conditions": [{"type": "Ready", "status": ready}],
+        },
+    }
+
+
+def test_k3s_flags_from_the_service_log_are_host_paths_with_k3s_benchmark_ids():
+    from kubectl_audit.status.k3s import k3s_node_status
+
+    status = k3s_node_status(k3s_server(), K3S_LINE)
+    assert status.ok and status.runs_as == "k3s"
+    assert status.state.log_host_path == "/var/lib/rancher/k3s/server/logs/audit.log"
+    assert status.all_problems == ()  # no "not mounted": there is no container
+    # k3s 1.30 -> k3s-cis-1.8, numbered like cis-1.8 (1.2.17-1.2.20).
+    assert [(c.id, c.benchmark, c.status) for c in status.cis][:4] == [
+        ("1.2.17", "k3s-cis-1.8", "PASS"), ("1.2.18", "k3s-cis-1.8", "PASS"),
+        ("1.2.19", "k3s-cis-1.8", "PASS"), ("1.2.20", "k3s-cis-1.8", "PASS"),
+    ]  # fmt: skip
+    assert status.to_dict()["mounts"] == {"policy": None, "log": None}
+    text = render_status(ClusterStatus("v1.30.6+k3s1", _kubeadm(), (status,)))
+    assert "on the node: k3s runs kube-apiserver in its own process" in text
+    row = text.splitlines()[1].split()
+    assert row[:2] == ["server-1", "on"] and row[6] == "-"  # RESTARTS: not a container
+
+    off = k3s_node_status(k3s_server("False"), K3S_LINE.split(" --audit")[0] + '"')
+    assert [p.code for p in off.all_problems] == ["audit-off", "k3s-node-not-ready"]
+    assert "/etc/rancher/k3s/config.yaml" in off.all_problems[0].hint
+    unknown = k3s_node_status(k3s_server(), "k3s started")
+    assert [p.code for p in unknown.all_problems] == ["k3s-flags-not-found"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_k3s_line_from_openrc_log_on_a_busybox_node(tmp_path: Path):
+    from kubectl_audit.node.local import LocalShell
+    from kubectl_audit.status.k3s import read_k3s_apiserver_line
+    from tests.kubesim.userland import install_busybox
+
+    root = tmp_path / "node"
+    install_busybox(root)
+    shell = LocalShell(root, node="server-1")
+    assert read_k3s_apiserver_line(shell, timeout=30) == ""
+    (root / "var/log").mkdir(parents=True, exist_ok=True)
+    older = K3S_LINE.replace("--audit-log-maxage=30", "--audit-log-maxage=1")
+    (root / "var/log/k3s.log").write_text(f"{older}\nother line\n{K3S_LINE}\nlast line\n")
+    assert read_k3s_apiserver_line(shell, timeout=30) == K3S_LINE

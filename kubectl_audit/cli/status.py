@@ -89,7 +89,10 @@ def status(
             namespace=namespace, image=image, image_pull_secrets=image_pull_secrets
         )
         options = DeepOptions(not no_pod, pod, kube.request_timeout or 30.0)
-    result = collect_status(api, nodes, deep=options, progress=_progress)
+    try:
+        result = collect_status(api, nodes, deep=options, progress=_progress)
+    finally:
+        api.close()  # its connections, not left for the garbage collector
     if output in ("json", "yaml"):
         dump(result.to_dict(), output, sys.stdout)
     else:

@@ -6,6 +6,7 @@
 - `deep`: what the log directory and the policy file on the node say (pure analysis of
   listings and first/last lines: event times, write rate, retention, free disk).
 - `logproxy`: reading a log directory through the kubelet `/logs` node proxy (I/O).
+- `k3s`: the embedded apiserver's flags from the k3s service log (`--deep`).
 - `collect`: gathering everything from the cluster (I/O).
 - `render`: the kubectl-style table and the details/problems below it.
 
@@ -22,9 +23,10 @@ The `-o json` / `-o yaml` shape is a contract (additive changes only)::
         "node": str,
         "ok": bool,                     # audit on, no error, apiserver ready
         "pod": str | null,              # the kube-apiserver mirror pod
+        "runsAs": "static-pod|k3s",     # k3s: in the k3s process, flags from its service log
         "audit": {...} | null,     # AuditState.to_dict() without problems/cis
         "flags": [{"name": "--audit-log-path", "value": str | null}],
-        "mounts": {"policy": Mount | null, "log": Mount | null},
+        "mounts": {"policy": Mount | null, "log": Mount | null},   # null for k3s
             # Mount = {"mountPath", "hostPath", "type", "readOnly", "volume"}
         "apiserver": {"phase", "ready", "restarts", "state", "lastTermination"} | null,
         "policy": {"sha256": str | null, "identifiedAs": str | null, "source": str},

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubectl_audit.apiserver.distribution import AKS, EKS, GKE, K3S, detect_distribution
 from kubectl_audit.apiserver.mounts import resolve
+from kubectl_audit.apiserver.problems import error
 from kubectl_audit.errors import AuditError
 from kubectl_audit.status.deep import DeepLog, DeepStatus, PolicyOnDisk, analyse_log, analyse_policy
 from kubectl_audit.status.logproxy import KubeletLogs, under_var_log
@@ -42,6 +43,13 @@ def collect_status(
 
     control_plane = read_control_plane(api_client)
     distribution = detect_distribution(control_plane.nodes, control_plane.kube_system_pods)
+    if distribution.kind == K3S and deep is not None and deep.use_pod:
+        servers = control_plane.select(names)
+        return ClusterStatus(
+            control_plane.server_version,
+            distribution,
+            tuple(_k3s_node(api_client, node, deep, progress) for node in servers),
+        )
     if distribution.kind in (K3S, EKS, GKE, AKS):
         selected: tuple[dict[str, Any], ...] = ()
     else:
@@ -94,6 +102,19 @@ def _deepen(
     except AuditError as exc:
         skipped.append(f"the node-agent pod: {exc.message}")
         return status.with_deep(DeepStatus(_log(state, proxied, None, now), None, tuple(skipped)))
+    deep = _deep_from_facts(state, facts, policy_on_node, log_on_node, proxied, skipped, now)
+    return status.with_deep(deep)
+
+
+def _deep_from_facts(
+    state: Any,
+    facts: Any,
+    policy_on_node: str | None,
+    log_on_node: str | None,
+    proxied: Any,
+    skipped: list[str],
+    now: datetime,
+) -> DeepStatus:
     policy: PolicyOnDisk | None = None
     if policy_on_node is None:
         skipped.append("the policy file: it is not on a hostPath mount")
@@ -109,7 +130,40 @@ def _deepen(
             log = analyse_log(
                 state, facts.samples, via="node-agent pod", free_bytes=facts.free_bytes, now=now
             )
-    return status.with_deep(DeepStatus(log, policy, tuple(skipped)))
+    return DeepStatus(log, policy, tuple(skipped))
+
+
+def _k3s_node(
+    api_client: Any, node: dict[str, Any], options: DeepOptions, progress: Progress
+) -> NodeStatus:
+    """One k3s server: its apiserver flags from the service log, then the files they name."""
+    from kubectl_audit.node.debugpod import DebugPod
+    from kubectl_audit.status.k3s import k3s_node_status, read_k3s_apiserver_line
+    from kubectl_audit.status.nodefacts import read_node_facts
+
+    name = node["metadata"]["name"]
+    try:
+        with DebugPod(api_client, node, options.pod, progress=progress) as shell:
+            status = k3s_node_status(node, read_k3s_apiserver_line(shell))
+            state = status.state
+            if state is None or not state.enabled:
+                return status
+            policy_on_node = _policy_host_path(status)
+            log_on_node = state.log_host_path
+            facts = read_node_facts(
+                shell, policy_on_node or "/nonexistent", log_on_node or "/nonexistent"
+            )
+    except AuditError as exc:
+        problem = error(
+            "k3s-unreadable",
+            f"cannot read the k3s service log on {name}: {exc.message}",
+            hint=exc.hint,
+        )
+        return NodeStatus(name, None, None, None, None, None, (), (problem,), runs_as="k3s")
+    now = datetime.now(timezone.utc)
+    return status.with_deep(
+        _deep_from_facts(state, facts, policy_on_node, log_on_node, None, [], now)
+    )
 
 
 def _log(state: Any, proxied: Any, free_bytes: int | None, now: datetime) -> DeepLog | None:
@@ -144,5 +198,7 @@ def _log_reaches_node(status: NodeStatus) -> bool:
 def _policy_host_path(status: NodeStatus) -> str | None:
     if status.pod is None or status.state is None or not status.state.policy_file:
         return None
+    if status.runs_as == "k3s":  # a host process: the path is the node's
+        return status.state.policy_file if status.state.policy_file.startswith("/") else None
     reach = resolve(status.state.policy_file, status.pod.volumes, status.pod.mounts)
     return reach.host_path if reach else None

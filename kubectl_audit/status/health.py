@@ -15,7 +15,7 @@ class Health:
 
     phase: str
     ready: bool | None  # None: the kubelet has reported no container status yet
-    restarts: int
+    restarts: int | None  # None: not a container (k3s runs the apiserver in-process)
     state: str  # "running", "waiting: CrashLoopBackOff", "terminated: Error", ""
     last_termination: str  # "Error (exit code 1) at 2026-01-18T14:06:22Z", ""
     last_exit_code: int | None = None

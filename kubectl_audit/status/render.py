@@ -91,7 +91,7 @@ def _row(node: NodeStatus, *, deep: bool, wide: bool) -> list[str]:
         log_word(node),
         rotation_word(node),
         "-" if health is None or health.ready is None else str(health.ready).lower(),
-        "-" if health is None else str(health.restarts),
+        "-" if health is None or health.restarts is None else str(health.restarts),
         cis_word(node),
     ]
     if deep:
@@ -151,6 +151,8 @@ def _details(node: NodeStatus) -> str:
 
 
 def _mount_text(node: NodeStatus, path: str) -> str:
+    if node.runs_as == "k3s":
+        return "(on the node: k3s runs kube-apiserver in its own process)"
     mount = node.mount(path)
     if mount is None:
         return "(NOT MOUNTED)"
@@ -243,6 +245,11 @@ def _elsewhere(status: ClusterStatus) -> str:
     check = HOW_TO_CHECK.get(dist.kind)
     if check:
         lines += ["", "How to check:", check]
+    if dist.kind == "k3s":
+        lines.append(
+            "  or: kubectl audit status --deep (reads that line on each server node through "
+            "the node-agent pod)"
+        )
     if dist.instructions:
         lines += ["", "How to turn it on:", dist.instructions]
     return "\n".join(lines) + "\n"

@@ -41,6 +41,7 @@ class NodeStatus:
     cis: tuple[CisResult, ...]
     problems: tuple[Problem, ...]
     deep: DeepStatus | None = None
+    runs_as: str = "static-pod"  # or "k3s": in the k3s process on the host, paths are host paths
 
     @property
     def enabled(self) -> bool:
@@ -67,7 +68,7 @@ class NodeStatus:
 
     def mount(self, path: str) -> dict[str, Any] | None:
         """How `path` reaches the node: the volumeMount and hostPath volume holding it."""
-        if self.pod is None or not path.startswith("/"):
+        if self.pod is None or not path.startswith("/") or self.runs_as != "static-pod":
             return None
         reach = resolve(path, self.pod.volumes, self.pod.mounts)
         if reach is None:
@@ -97,6 +98,7 @@ class NodeStatus:
             "node": self.node,
             "ok": self.ok,
             "pod": self.pod_name,
+            "runsAs": self.runs_as,
             "audit": _audit_dict(state),
             "flags": [{"name": n, "value": v} for n, v in self.audit_flags()],
             "mounts": {
@@ -128,8 +130,8 @@ class ClusterStatus:
 
     @property
     def cannot_see_apiservers(self) -> bool:
-        """k3s and managed clusters: no apiserver pod to read, the answer is elsewhere."""
-        return self.distribution.kind in (K3S, EKS, GKE, AKS) or not self.nodes
+        """k3s without --deep, managed clusters: no apiserver to read, the answer is elsewhere."""
+        return not self.nodes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,7 +185,7 @@ def node_status(
     state = audit_state(static_pod, version, distribution)
     health = health_of(static_pod.pod, str(static_pod.container.get("name") or ""))
     preset = preset_for_sha256(state.policy_sha256) if state.policy_sha256 else None
-    cis = (*state.cis, _policy_cis(state, preset))
+    cis = (*state.cis, policy_cis(state, preset))
     problems = [*_audit_off(state, distribution), *state.problems, *health.problems(name)]
     return NodeStatus(node, name, static_pod, state, health, preset, cis, tuple(problems))
 
@@ -226,7 +228,7 @@ def preset_for_sha256(sha256: str) -> str | None:
     return _preset_digests().get(sha256)
 
 
-def _policy_cis(state: AuditState, preset: str | None) -> CisResult:
+def policy_cis(state: AuditState, preset: str | None) -> CisResult:
     # The benchmark the flag checks used (it depends on the distribution, too).
     bench = state.cis[0].benchmark if state.cis else benchmark_for(state.kube_version).name
     if preset is not None:

@@ -21,6 +21,7 @@ from kubectl_audit.apiserver.manifest import render_enabled
 from kubectl_audit.apiserver.settings import AuditSettings
 from kubectl_audit.cli import main
 from kubectl_audit.policy.presets import read_preset
+from tests.conftest import TESTDATA
 from tests.e2e.conftest import FAST, kubectl_audit
 from tests.kubesim.cluster import Cluster
 
@@ -177,3 +178,42 @@ def test_help_states_the_exit_status() -> None:
     result = kubectl_audit(Path("/nonexistent"), "status", "--help")
     assert result.returncode == 0
     assert "Exit status: 0 when audit logging is on and healthy" in " ".join(result.stdout.split())
+
+
+@pytest.mark.cluster
+def test_k3s_is_answered_from_its_service_log(kubesim: Cluster) -> None:
+    """A kubesim node marked as a k3s server, with k3s's files in its root (OpenRC layout)."""
+    from kubernetes import client, config
+
+    node = kubesim.control_plane_nodes[0]
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubesim.kubeconfig)))
+    core.patch_node(node, {"metadata": {"annotations": {"k3s.io/node-args": '["server"]'}}})
+    root = kubesim.node_root(node)
+    server = root / "var/lib/rancher/k3s/server"
+    (server / "logs").mkdir(parents=True)
+    (server / "audit.yaml").write_bytes(POLICY)
+    events = (TESTDATA / "audit-logs" / "minikube-v1.34-audit-extract.jsonl").read_bytes()
+    (server / "logs" / "audit.log").write_bytes(events)
+    (root / "var/log/k3s.log").write_text(
+        'time="2026-11-28T11:30:40Z" level=info msg="Running kube-apiserver '
+        "--audit-log-maxage=30 --audit-log-maxbackup=10 --audit-log-maxsize=100 "
+        "--audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log "
+        '--audit-policy-file=/var/lib/rancher/k3s/server/audit.yaml --secure-port=6444"\n'
+    )
+
+    shallow = status(kubesim)
+    assert shallow.returncode == 1
+    assert "looks like k3s" in shallow.stdout and "journalctl -u k3s" in shallow.stdout
+
+    deep = status(kubesim, "--deep", "-o", "json")
+    assert deep.returncode == 0, deep.stdout + deep.stderr
+    [entry] = json.loads(deep.stdout)["nodes"]
+    assert entry["runsAs"] == "k3s" and entry["ok"] is True
+    assert {c["benchmark"] for c in entry["cis"]} == {"k3s-cis-1.8"}
+    assert [c["status"] for c in entry["cis"]] == ["PASS"] * 6
+    log = entry["deep"]["log"]
+    assert log["via"] == "node-agent pod" and log["totalBytes"] == len(events)
+    assert log["oldestEvent"].startswith("2026-01-21T19:14:04")
+    assert entry["deep"]["policy"]["sha256"] == POLICY_SHA
+    # The newest event is months old: the apiserver does not write there any more.
+    assert [p["code"] for p in entry["problems"]] == ["log-stale"]
