@@ -74,6 +74,10 @@ def test_hand_made_audit_on_minikube_is_on_with_cis_fails_for_the_missing_rotati
     }  # fmt: skip
     assert "--deep" in next(c.detail for c in status.cis if c.id == "3.2.2")
     assert [p.code for p in status.all_problems] == ["backups-never-deleted"]
+    row = render_status(_cluster([status])).splitlines()[1].split()
+    # No kubectl-audit annotation: the policy's digest is unknown. 0d/0/0Mi: the defaults.
+    assert row[:5] == ["minikube", "on", "hand-made", "/var/log/kubernetes/audit/audit.log",
+                       "0d/0/0Mi"]  # fmt: skip
 
 
 def test_audit_off_is_an_error_with_the_command_that_fixes_it():

@@ -83,7 +83,7 @@ def _deepen(
     now = datetime.now(timezone.utc)
     log_on_node = state.log_host_path if _log_reaches_node(status) else None
     if log_on_node is None:
-        skipped.append("the log: it is not on a hostPath mount, so it is not on the node")
+        skipped.append(_why_no_log_file(state))
     elif under_var_log(log_on_node) is not None:
         progress(f"[{status.node}] reading {posixpath.dirname(log_on_node)} through the kubelet")
         try:
@@ -202,3 +202,11 @@ def _policy_host_path(status: NodeStatus) -> str | None:
         return status.state.policy_file if status.state.policy_file.startswith("/") else None
     reach = resolve(status.state.policy_file, status.pod.volumes, status.pod.mounts)
     return reach.host_path if reach else None
+
+
+def _why_no_log_file(state: Any) -> str:
+    if state.log_path == "-":
+        return "the log: it goes to the apiserver container's stdout (--audit-log-path=-)"
+    if not state.log_path:
+        return "the log: there is none, events go to the audit webhook only"
+    return "the log: it is not on a hostPath mount, so it is not on the node"

@@ -50,7 +50,7 @@ def policy_word(node: NodeStatus) -> str:
         return node.policy_preset
     if state.policy_sha256:
         return state.policy_sha256[:12]
-    return "not-managed"
+    return "hand-made"  # no kubectl-audit annotation: its digest is not known
 
 
 def log_word(node: NodeStatus) -> str:
