@@ -64,11 +64,20 @@ def status(
 
     --deep adds the log files, the oldest and newest event, the write rate and how far back
     the log reaches at that rate, the policy on disk (does it match the running one, does it
-    load, lint) and free disk. k3s and managed clusters (EKS, GKE, AKS) have no apiserver pod
-    to read: status says how to check there instead.
+    load, lint) and free disk. k3s has no apiserver pod: --deep reads its flags from the k3s
+    service log on each server node. Managed clusters (EKS, GKE, AKS) do not show their
+    control plane: status says how to check there instead.
 
-    -o json/yaml print the shape documented in kubectl_audit/status/__init__.py
-    (kind AuditStatus, one entry per node; additive changes only).
+    \b
+    -o json / -o yaml (a contract; fields are only ever added):
+      apiVersion: kubectl-audit.io/v1, kind: AuditStatus, ok, serverVersion,
+      distribution: {kind, evidence, instructions},
+      nodes: [{node, ok, pod, runsAs, audit: {enabled, policyFile, logPath, logHostPath,
+               maxSizeMiB, maxBackup, maxAgeDays, ...}, flags: [{name, value}],
+               mounts: {policy, log}, apiserver: {ready, restarts, ...},
+               policy: {sha256, identifiedAs, source}, cis: [{id, benchmark, status, ...}],
+               problems: [{severity, code, message, hint, ...}], deep}]
+    (every field: kubectl_audit/status/__init__.py)
 
     Exit status: 0 when audit logging is on and healthy (no error found, apiserver ready)
     on every selected control-plane node; 1 otherwise (also when it cannot be checked, as

@@ -33,7 +33,17 @@ The `-o json` / `-o yaml` shape is a contract (additive changes only)::
         "cis": [{"id", "benchmark", "title", "status": "PASS|FAIL|WARN", "detail"}],
         "problems": [{"severity": "error|warning", "code", "message", "flag", "hint",
                       "upstream"}],
-        "deep": DeepStatus.to_dict() | null     # only with --deep, see status.deep
+        "deep": null | {                # only with --deep
+          "log": null | {"via", "directory", "files": [{"name", "size", "modified",
+                  "rotatedAt", "compressed", "firstEvent"}], "totalBytes", "oldestEvent",
+                  "newestEvent", "bytesPerHour", "rateMeasuredOverSeconds",
+                  "retentionSeconds", "retentionBoundBy": "size|maxage|null", "freeBytes"},
+          "policy": null | {"path", "exists", "sha256", "matchesAnnotation", "errors",
+                     "lintWarnings"},
+          "skipped": [str]              # what could not be read, and why
+        }
       }]
     }
+
+Times are RFC 3339 UTC strings; sizes are bytes. `problems` holds the deep findings too.
 """
