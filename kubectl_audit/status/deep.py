@@ -326,8 +326,9 @@ def _log_problems(state: AuditState, log: DeepLog, now: datetime) -> list[Proble
                 f"at the current rate ({human_bytes(log.rate_bytes_per_hour)}/h) the log "
                 f"reaches back ~{human_duration(log.retention)}{wanted}",
                 flag="--audit-log-maxbackup",
-                hint="raise --audit-log-maxbackup or --audit-log-maxsize, or lower the "
-                "policy's level for noisy requests",
+                hint="raise --audit-log-maxbackup or --audit-log-maxsize (kubectl audit "
+                "enable --max-backup N --max-size MiB), or lower the policy's level for "
+                "noisy requests",
             )
         )
     capacity = state.capacity_bytes
