@@ -154,7 +154,7 @@ def test_mirror_pods_look_like_the_kubelets(kubesim: Cluster) -> None:
 def test_mirror_pod_lags_behind_readyz_on_a_single_control_plane(kubesim: Cluster) -> None:
     """The kubelet can only replace the mirror pod once an apiserver is back: right after the
     API answers again, it still shows the old hash. Waiting for /readyz is not enough."""
-    kubesim.set_knob("kubelet_period", 0.4)
+    kubesim.set_knob("kubelet_period", 1.0)  # the lag is one to two periods
     api = core(kubesim)  # built first: the client's first use imports for seconds
     before = mirror_hash(kubesim)
     pod = read_manifest(kubesim)
