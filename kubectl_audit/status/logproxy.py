@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from kubectl_audit.errors import ClusterError
-from kubectl_audit.kube.errors import api_call, status_message
+from kubectl_audit.kube.errors import api_call, api_error
 from kubectl_audit.status.deep import LogSample, belongs_to_log
 
 VAR_LOG = "/var/log"
@@ -108,16 +108,17 @@ class KubeletLogs:
 
     def _refusal(self, response: Any, relative: str) -> str:
         if response.status == 404:
-            detail = "not found"
-        else:
-            detail = f"HTTP {response.status}: {status_message(_AsError(response)).strip()}"
-        return f"/var/log/{relative} on {self.node} through the kubelet /logs proxy: {detail}"
+            return f"/var/log/{relative} on {self.node}: not found"
+        # The same words as for any refused API call (403: who lacks which permission).
+        refused = api_error(_AsError(response), f"read /var/log/{relative} on {self.node}")
+        return refused.message + (f" ({refused.hint})" if refused.hint else "")
 
 
 class _AsError:
-    """status_message() reads `.body` and `.reason` like an ApiException's."""
+    """api_error() reads `.status`, `.body` and `.reason` like an ApiException's."""
 
     def __init__(self, response: Any) -> None:
+        self.status = response.status
         self.body = response.data.decode("utf-8", "replace") if response.data else None
         self.reason = getattr(response, "reason", None)
 

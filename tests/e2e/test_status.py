@@ -133,6 +133,16 @@ def test_single_control_plane_off_on_deep_and_a_hand_broken_log_mount(kubesim: C
     assert "free disk " in full.stdout
     assert "(evaluated on /etc/kubernetes/audit/policy.yaml on the node)" in full.stdout
 
+    # Without RBAC for nodes/proxy the node-agent pod reads the log instead, and says why.
+    kubesim.forbid("get", "nodes/proxy")
+    fallback = status(kubesim, "--deep", "-o", "json")
+    assert fallback.returncode == 0, fallback.stderr
+    found = json.loads(fallback.stdout)["nodes"][0]["deep"]
+    assert found["log"]["via"] == "node-agent pod" and found["log"]["freeBytes"] > 0
+    [why] = found["skipped"]
+    assert why.startswith("the kubelet /logs proxy: permission denied") and "nodes/proxy" in why
+    kubesim.allow("get", "nodes/proxy")
+
     # A hand edit that forgets the log mount: events stay in the container.
     hand_edit(kubesim, node, drop_mount="kubectl-audit-log")
     broken = wait_for(
