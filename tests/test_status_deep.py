@@ -303,3 +303,33 @@ def test_k3s_line_from_openrc_log_on_a_busybox_node(tmp_path: Path):
     older = K3S_LINE.replace("--audit-log-maxage=30", "--audit-log-maxage=1")
     (root / "var/log/k3s.log").write_text(f"{older}\nother line\n{K3S_LINE}\nlast line\n")
     assert read_k3s_apiserver_line(shell, timeout=30) == K3S_LINE
+
+
+class _Response:
+    """What urllib3 hands back for a node-proxy GET (status, body, headers)."""
+
+    def __init__(self, status: int, data: bytes = b"", **headers: str) -> None:
+        self.status, self.data, self.headers = status, data, headers
+
+    def getheader(self, name: str) -> str | None:
+        return self.headers.get(name.replace("-", "_"))
+
+
+def test_kubelet_range_answers_give_size_and_bytes():
+    from kubectl_audit.status.logproxy import KubeletLogs, NodeLogsUnavailable
+
+    logs = KubeletLogs(None, "cp-1")
+    assert logs._range_body(_Response(206, b"abc", Content_Range="bytes 0-2/900"), "a") == (
+        900,
+        b"abc",
+    )
+    # An empty file satisfies no range: 416 with `bytes */0`.
+    assert logs._range_body(_Response(416, Content_Range="bytes */0"), "a") == (0, b"")
+    assert logs._range_body(_Response(200, b"whole"), "a") == (5, b"whole")
+    with pytest.raises(
+        NodeLogsUnavailable, match=r"kubernetes/audit/audit\.log on cp-1: not found"
+    ):
+        logs._range_body(_Response(404, b"404 page not found\n"), "kubernetes/audit/audit.log")
+    body = b'{"message":"error trying to reach service: dial tcp 10.0.0.1:10250: connect: refused"}'
+    with pytest.raises(NodeLogsUnavailable, match=r"dial tcp 10\.0\.0\.1:10250"):
+        logs._range_body(_Response(503, body), "a")
