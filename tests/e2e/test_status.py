@@ -6,6 +6,7 @@ and letting the simulated kubelet restart the apiserver from it.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ from tests.kubesim.cluster import Cluster
 MANIFEST = "etc/kubernetes/manifests/kube-apiserver.yaml"
 POLICY = read_preset("recommended").encode()
 POLICY_SHA = hashlib.sha256(POLICY).hexdigest()
+EVENTS = (TESTDATA / "audit-logs" / "minikube-v1.34-audit-extract.jsonl").read_bytes()
 
 
 def status(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -112,14 +114,20 @@ def test_single_control_plane_off_on_deep_and_a_hand_broken_log_mount(kubesim: C
     assert {c["benchmark"] for c in entry["cis"]} == {"cis-1.12"}
     assert [p for p in entry["problems"] if p["severity"] == "error"] == []
 
-    # --deep without a pod: the log through the kubelet /logs proxy only.
+    # --deep without a pod: the log through the kubelet /logs proxy only, with an older
+    # compressed backup next to it (real events from testdata, gzipped as lumberjack does).
+    audit_log = kubesim.node_root(node) / "var/log/kubernetes/audit/audit.log"
+    backup = audit_log.with_name("audit-2026-01-21T20-23-02.000.log.gz")
+    backup.write_bytes(gzip.compress(EVENTS))
     deep = status(kubesim, "--deep", "--no-pod", "-o", "yaml")
     assert deep.returncode == 0, deep.stderr
     log = yaml.safe_load(deep.stdout)["nodes"][0]["deep"]["log"]
     assert log["via"] == "kubelet /logs proxy"
-    assert [f["name"] for f in log["files"]] == ["audit.log"]
-    audit_log = kubesim.node_root(node) / "var/log/kubernetes/audit/audit.log"
-    assert 0 < log["totalBytes"] <= audit_log.stat().st_size
+    assert [f["name"] for f in log["files"]] == [backup.name, "audit.log"]
+    assert log["files"][0]["compressed"] is True
+    assert log["files"][0]["size"] == backup.stat().st_size
+    assert log["oldestEvent"] == "2026-01-21T19:14:04.979707Z"
+    assert 0 < log["totalBytes"] - backup.stat().st_size <= audit_log.stat().st_size
     assert log["oldestEvent"] <= log["newestEvent"]
     assert log["retentionSeconds"] > 0 and log["freeBytes"] is None
     assert "node-agent" not in deep.stderr
@@ -202,8 +210,7 @@ def test_k3s_is_answered_from_its_service_log(kubesim: Cluster) -> None:
     server = root / "var/lib/rancher/k3s/server"
     (server / "logs").mkdir(parents=True)
     (server / "audit.yaml").write_bytes(POLICY)
-    events = (TESTDATA / "audit-logs" / "minikube-v1.34-audit-extract.jsonl").read_bytes()
-    (server / "logs" / "audit.log").write_bytes(events)
+    (server / "logs" / "audit.log").write_bytes(EVENTS)
     (root / "var/log/k3s.log").write_text(
         'time="2026-11-28T11:30:40Z" level=info msg="Running kube-apiserver '
         "--audit-log-maxage=30 --audit-log-maxbackup=10 --audit-log-maxsize=100 "
@@ -222,7 +229,7 @@ def test_k3s_is_answered_from_its_service_log(kubesim: Cluster) -> None:
     assert {c["benchmark"] for c in entry["cis"]} == {"k3s-cis-1.8"}
     assert [c["status"] for c in entry["cis"]] == ["PASS"] * 6
     log = entry["deep"]["log"]
-    assert log["via"] == "node-agent pod" and log["totalBytes"] == len(events)
+    assert log["via"] == "node-agent pod" and log["totalBytes"] == len(EVENTS)
     assert log["oldestEvent"].startswith("2026-01-21T19:14:04")
     assert entry["deep"]["policy"]["sha256"] == POLICY_SHA
     # The newest event is months old: the apiserver does not write there any more.
