@@ -11,6 +11,7 @@ material or credentials), ``/etc/kubernetes/tmp``, ``/var/log/pods``,
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -54,9 +55,14 @@ def _shared_testdata() -> Path:
 # ---------------------------------------------------------------- manifests
 
 
+@functools.lru_cache(maxsize=1)
+def _real_manifest() -> str:
+    return (_shared_testdata() / TESTDATA_MANIFEST).read_text()
+
+
 def apiserver_manifest(ip: str, version: str, port: int) -> str:
     """The real kind manifest, with this node's address, version and serving port."""
-    text = (_shared_testdata() / TESTDATA_MANIFEST).read_text()
+    text = _real_manifest()
     # The file's endpoint annotation (.4) and flag (.6) disagree; a fresh node agrees.
     text = text.replace("192.168.97.4", ip).replace("192.168.97.6", ip)
     text = text.replace("kube-apiserver:v1.32.2", f"kube-apiserver:{version}")
@@ -277,9 +283,14 @@ syncFrequency: 1m0s
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Create a file with its final mode from the start (no window with looser bits)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    os.chmod(path, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.chmod(path, mode)  # the umask may have narrowed it
 
 
 def seed_root(
