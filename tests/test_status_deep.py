@@ -223,6 +223,8 @@ def test_facts_script_on_a_busybox_node(tmp_path: Path):
     log = analyse_log(state(), facts.samples, via="node-agent pod", free_bytes=None, now=LAST)
     assert (log.oldest_event, log.newest_event) == (FIRST, LAST)
     absent = read_node_facts(LocalShell(root, node="cp"), "/nope", "/nope/audit.log", timeout=30)
+    skipped = read_node_facts(LocalShell(root, node="cp"), "", "", timeout=30)
+    assert skipped.policy_sha256 is None and skipped.samples == () and skipped.free_bytes is None
     assert absent.policy_sha256 is None and not absent.log_dir_exists and absent.samples == ()
 
 

@@ -3,7 +3,9 @@
 Without `--deep` this is three API reads (nodes, kube-system pods, version). With it, per
 node: the log through the kubelet `/logs` proxy when it lives under /var/log (no privileged
 pod), then the policy file, free disk (and the log, if the proxy could not serve it)
-through the short-lived node-agent pod, unless `--no-pod` forbids that.
+through the short-lived node-agent pod, unless `--no-pod` forbids that. On k3s, where
+there is no apiserver pod at all, `--deep` starts the node-agent pod on each server node
+and reads the apiserver's flags from the k3s service log first.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubectl_audit.apiserver.distribution import AKS, EKS, GKE, K3S, detect_distribution
 from kubectl_audit.apiserver.mounts import resolve
@@ -21,6 +23,11 @@ from kubectl_audit.errors import AuditError
 from kubectl_audit.status.deep import DeepLog, DeepStatus, PolicyOnDisk, analyse_log, analyse_policy
 from kubectl_audit.status.logproxy import KubeletLogs, under_var_log
 from kubectl_audit.status.report import ClusterStatus, NodeStatus, cluster_status
+
+if TYPE_CHECKING:
+    from kubectl_audit.apiserver.state import AuditState
+    from kubectl_audit.status.deep import LogSample
+    from kubectl_audit.status.nodefacts import NodeFacts
 
 Progress = Callable[[str], None]
 
@@ -107,11 +114,11 @@ def _deepen(
 
 
 def _deep_from_facts(
-    state: Any,
-    facts: Any,
+    state: AuditState,
+    facts: NodeFacts,
     policy_on_node: str | None,
     log_on_node: str | None,
-    proxied: Any,
+    proxied: list[LogSample] | None,
     skipped: list[str],
     now: datetime,
 ) -> DeepStatus:
@@ -150,9 +157,7 @@ def _k3s_node(
                 return status
             policy_on_node = _policy_host_path(status)
             log_on_node = state.log_host_path
-            facts = read_node_facts(
-                shell, policy_on_node or "/nonexistent", log_on_node or "/nonexistent"
-            )
+            facts = read_node_facts(shell, policy_on_node or "", log_on_node or "")
     except AuditError as exc:
         problem = error(
             "k3s-unreadable",
@@ -166,7 +171,9 @@ def _k3s_node(
     )
 
 
-def _log(state: Any, proxied: Any, free_bytes: int | None, now: datetime) -> DeepLog | None:
+def _log(
+    state: AuditState, proxied: list[LogSample] | None, free_bytes: int | None, now: datetime
+) -> DeepLog | None:
     if proxied is None:
         return None
     return analyse_log(state, proxied, via="kubelet /logs proxy", free_bytes=free_bytes, now=now)
@@ -179,13 +186,12 @@ def _node_facts(
     log_path: str | None,
     options: DeepOptions,
     progress: Progress,
-) -> Any:
+) -> NodeFacts:
     from kubectl_audit.node.debugpod import DebugPod
     from kubectl_audit.status.nodefacts import read_node_facts
 
     with DebugPod(api_client, node, options.pod, progress=progress) as shell:
-        # Paths that are not there make the script report them absent; "/" never matches.
-        return read_node_facts(shell, policy_path or "/nonexistent", log_path or "/nonexistent")
+        return read_node_facts(shell, policy_path or "", log_path or "")
 
 
 def _log_reaches_node(status: NodeStatus) -> bool:
@@ -204,7 +210,7 @@ def _policy_host_path(status: NodeStatus) -> str | None:
     return reach.host_path if reach else None
 
 
-def _why_no_log_file(state: Any) -> str:
+def _why_no_log_file(state: AuditState) -> str:
     if state.log_path == "-":
         return "the log: it goes to the apiserver container's stdout (--audit-log-path=-)"
     if not state.log_path:

@@ -21,17 +21,18 @@ from kubectl_audit.status.deep import LogSample, belongs_to_log
 SAMPLE_BYTES = 64 << 10
 POLICY_LIMIT = 4 << 20  # the apiserver reads the policy whole; beyond this it is not a policy
 
-# $1 policy path, $2 log path, $3 bytes per sample, $4 policy size limit.
+# $1 policy path, $2 log path ("" = do not look), $3 bytes per sample, $4 policy size limit.
 FACTS_SCRIPT = r"""
 set -u
 say() { printf '%s\t%s\n' "$1" "$2"; }
 b64() { base64 | tr -d '\n'; }
-if [ -f "$1" ]; then
+if [ -n "$1" ] && [ -f "$1" ]; then
     say policy_sha256 "$(sha256sum "$1" | cut -d' ' -f1)"
     if [ "$(wc -c <"$1")" -le "$4" ]; then say policy_b64 "$(b64 <"$1")"; fi
 else
     say policy_sha256 absent
 fi
+if [ -z "$2" ]; then say log_dir absent; exit 0; fi
 dir=$(dirname "$2")
 current=$(basename "$2")
 if [ ! -d "$dir" ]; then say log_dir absent; exit 0; fi
