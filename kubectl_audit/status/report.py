@@ -9,7 +9,6 @@ on it, otherwise 3.2.2 waits for `--deep`, which reads the file on the node.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
@@ -298,8 +297,3 @@ def _version_or_none(text: str) -> KubeVersion | None:
         return parse_version(text)
     except AuditError:
         return None
-
-
-def log_directory(state: AuditState) -> str | None:
-    """The log's directory on the node, when it reaches the node through a hostPath."""
-    return posixpath.dirname(state.log_host_path) if state.log_host_path else None
