@@ -47,8 +47,9 @@ from kubectl_audit.policy.yamlsafe import (
 GROUP = "audit.k8s.io"
 VERSION = "v1"
 INTERNAL_VERSION = "__internal"
-# The scheme name Go prints in "not registered" errors, as seen in real apiserver logs.
-SCHEME_NAME = "pkg/runtime/scheme.go:100"
+# The scheme name Go prints in "not registered" errors: the audit scheme is registered in
+# k8s.io/apiserver pkg/audit/scheme.go; a real v1.29.1 kube-apiserver log prints this.
+SCHEME_NAME = "pkg/audit/scheme.go:30"
 # Kinds the audit scheme knows in audit.k8s.io/v1 besides Policy (they decode, then fail
 # to convert to a Policy) - the group's own types plus the meta options registered with it.
 _OTHER_V1_KINDS = (

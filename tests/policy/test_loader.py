@@ -9,7 +9,7 @@ from kubectl_audit.policy.model import GroupResources
 
 V1 = "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
 ONE_RULE = "rules:\n- level: Metadata\n"
-NOT_REGISTERED = 'in scheme "pkg/runtime/scheme.go:100"'
+NOT_REGISTERED = 'in scheme "pkg/audit/scheme.go:30"'
 INTERNAL = "unknown group version field audit.k8s.io/__internal, Kind=Policy in policy"
 
 
