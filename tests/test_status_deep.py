@@ -335,3 +335,34 @@ def test_kubelet_range_answers_give_size_and_bytes():
     body = b'{"message":"error trying to reach service: dial tcp 10.0.0.1:10250: connect: refused"}'
     with pytest.raises(NodeLogsUnavailable, match=r"dial tcp 10\.0\.0\.1:10250"):
         logs._range_body(_Response(503, body), "a")
+
+
+def test_manifest_on_disk_against_the_running_apiserver():
+    from kubectl_audit.status.deep import analyse_manifest
+
+    manifests = TESTDATA / "apiserver-manifests"
+    after = (manifests / "kind-v1.32.2-austintalbot-after-audit.yaml").read_bytes()
+    before = (manifests / "kind-v1.32.2-austintalbot-before-audit.yaml").read_bytes()
+    running = read_manifest(after.decode()).flags
+    running_audit = [(f.name, f.value) for f in running if f.name.startswith("--audit-")]
+    path = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+
+    same = analyse_manifest(running_audit, None, path, after)
+    assert same.matches_running is True and same.problems == ()
+    # kubespray#9874: the file says one thing, the running apiserver another.
+    stale = analyse_manifest(running_audit, None, path, before)
+    assert stale.matches_running is False
+    [problem] = stale.problems
+    assert problem.code == "manifest-not-running"
+    assert "sets no audit flags but the running apiserver has --audit-" in problem.message
+
+    broken = analyse_manifest(running_audit, None, path, b"spec:\n  containers: [\n")
+    assert broken.audit_flags is None and broken.problems[0].code == "manifest-unreadable"
+    assert broken.problems[0].message.startswith(f"{path} line ")
+
+    malformed = (manifests / "kubeadm-v1.21.0-mstelles-edited-malformed-volume.yaml").read_bytes()
+    flags = read_manifest(malformed.decode()).flags
+    odd = analyse_manifest(
+        [(f.name, f.value) for f in flags if f.name.startswith("--audit-")], None, path, malformed
+    )
+    assert odd.matches_running and {p.code for p in odd.problems} == {"manifest-mistake"}

@@ -34,6 +34,8 @@ The `-o json` / `-o yaml` shape is a contract (additive changes only)::
         "problems": [{"severity": "error|warning", "code", "message", "flag", "hint",
                       "upstream"}],
         "deep": null | {                # only with --deep
+          "manifest": null | {"path", "auditFlags": [{"name", "value"}] | null,
+                       "matchesRunning": bool | null},   # null: does not parse
           "log": null | {"via", "directory", "files": [{"name", "size", "modified",
                   "rotatedAt", "compressed", "firstEvent"}], "totalBytes", "oldestEvent",
                   "newestEvent", "bytesPerHour", "rateMeasuredOverSeconds",

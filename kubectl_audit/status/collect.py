@@ -16,11 +16,26 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from kubectl_audit.apiserver.distribution import AKS, EKS, GKE, K3S, detect_distribution
+from kubectl_audit.apiserver.distribution import (
+    AKS,
+    EKS,
+    GKE,
+    K3S,
+    KUBEADM,
+    RKE2,
+    detect_distribution,
+)
 from kubectl_audit.apiserver.mounts import resolve
 from kubectl_audit.apiserver.problems import error
 from kubectl_audit.errors import AuditError
-from kubectl_audit.status.deep import DeepLog, DeepStatus, PolicyOnDisk, analyse_log, analyse_policy
+from kubectl_audit.status.deep import (
+    DeepLog,
+    DeepStatus,
+    PolicyOnDisk,
+    analyse_log,
+    analyse_manifest,
+    analyse_policy,
+)
 from kubectl_audit.status.logproxy import KubeletLogs, under_var_log
 from kubectl_audit.status.report import ClusterStatus, NodeStatus, cluster_status
 
@@ -30,6 +45,11 @@ if TYPE_CHECKING:
     from kubectl_audit.status.nodefacts import NodeFacts
 
 Progress = Callable[[str], None]
+# Where the kubelet reads the apiserver's static pod, per distribution (k3s has none).
+MANIFESTS = {
+    KUBEADM: "/etc/kubernetes/manifests/kube-apiserver.yaml",
+    RKE2: "/var/lib/rancher/rke2/agent/pod-manifests/kube-apiserver.yaml",
+}
 
 
 @dataclass(frozen=True)
@@ -71,7 +91,10 @@ def collect_status(
     if deep is None:
         return status
     by_name = {node["metadata"]["name"]: node for node in selected}
-    deepened = tuple(_deepen(api_client, by_name[n.node], n, deep, progress) for n in status.nodes)
+    manifest = MANIFESTS.get(distribution.kind, "")
+    deepened = tuple(
+        _deepen(api_client, by_name[n.node], n, deep, progress, manifest) for n in status.nodes
+    )
     return replace(status, nodes=deepened)
 
 
@@ -81,6 +104,7 @@ def _deepen(
     status: NodeStatus,
     options: DeepOptions,
     progress: Progress,
+    manifest_path: str,
 ) -> NodeStatus:
     state = status.state
     if state is None or not state.enabled:
@@ -105,12 +129,22 @@ def _deepen(
             skipped.append(f"{log_on_node}: only the node-agent pod can read it")
         return status.with_deep(DeepStatus(_log(state, proxied, None, now), None, tuple(skipped)))
     try:
-        facts = _node_facts(api_client, node, policy_on_node, log_on_node, options, progress)
+        facts = _node_facts(
+            api_client, node, policy_on_node, log_on_node, manifest_path, options, progress
+        )
     except AuditError as exc:
         skipped.append(f"the node-agent pod: {exc.message}")
         return status.with_deep(DeepStatus(_log(state, proxied, None, now), None, tuple(skipped)))
     deep = _deep_from_facts(state, facts, policy_on_node, log_on_node, proxied, skipped, now)
-    return status.with_deep(deep)
+    if not manifest_path:
+        return status.with_deep(deep)
+    if facts.manifest is None:
+        skipped.append(f"{manifest_path}: not on the node (or too large to be a manifest)")
+        return status.with_deep(replace(deep, skipped=tuple(skipped)))
+    on_disk = analyse_manifest(
+        status.audit_flags(), state.policy_sha256, manifest_path, facts.manifest
+    )
+    return status.with_deep(replace(deep, manifest=on_disk))
 
 
 def _deep_from_facts(
@@ -184,6 +218,7 @@ def _node_facts(
     node: dict[str, Any],
     policy_path: str | None,
     log_path: str | None,
+    manifest_path: str,
     options: DeepOptions,
     progress: Progress,
 ) -> NodeFacts:
@@ -191,7 +226,9 @@ def _node_facts(
     from kubectl_audit.status.nodefacts import read_node_facts
 
     with DebugPod(api_client, node, options.pod, progress=progress) as shell:
-        return read_node_facts(shell, policy_path or "", log_path or "")
+        return read_node_facts(
+            shell, policy_path or "", log_path or "", manifest_path=manifest_path
+        )
 
 
 def _log_reaches_node(status: NodeStatus) -> bool:

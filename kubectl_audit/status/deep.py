@@ -147,19 +147,43 @@ class PolicyOnDisk:
 
 
 @dataclass(frozen=True)
+class ManifestOnDisk:
+    """kube-apiserver.yaml on the node, against what runs (kubernetes-sigs/kubespray#9874:
+    a file changed, the apiserver not restarted from it)."""
+
+    path: str
+    audit_flags: tuple[tuple[str, str | None], ...] | None  # None: it does not parse
+    matches_running: bool | None
+    problems: tuple[Problem, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "auditFlags": None
+            if self.audit_flags is None
+            else [{"name": n, "value": v} for n, v in self.audit_flags],
+            "matchesRunning": self.matches_running,
+        }
+
+
+@dataclass(frozen=True)
 class DeepStatus:
     log: DeepLog | None
     policy: PolicyOnDisk | None
     skipped: tuple[str, ...] = ()  # what could not be looked at, and why
+    manifest: ManifestOnDisk | None = None
 
     @property
     def problems(self) -> tuple[Problem, ...]:
-        return (self.log.problems if self.log else ()) + (
-            self.policy.problems if self.policy else ()
+        return (
+            (self.manifest.problems if self.manifest else ())
+            + (self.log.problems if self.log else ())
+            + (self.policy.problems if self.policy else ())
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "manifest": self.manifest.to_dict() if self.manifest else None,
             "log": self.log.to_dict() if self.log else None,
             "policy": self.policy.to_dict() if self.policy else None,
             "skipped": list(self.skipped),
@@ -407,6 +431,60 @@ def analyse_policy(state: AuditState, path: str, content: bytes | None) -> Polic
 def _finding_text(finding: Any) -> str:
     where = f"line {finding.line}: " if finding.line else ""
     return where + finding.message
+
+
+# -- the manifest ----------------------------------------------------------------------------
+
+
+def analyse_manifest(
+    running: Sequence[tuple[str, str | None]],
+    running_sha256: str | None,
+    path: str,
+    content: bytes,
+) -> ManifestOnDisk:
+    """Does the static-pod manifest on the node say what the running apiserver does?"""
+    from kubectl_audit.apiserver.staticpod import ManifestError, read_manifest
+
+    try:
+        pod = read_manifest(content.decode("utf-8", "replace"), source=path)
+    except ManifestError as exc:
+        return ManifestOnDisk(
+            path,
+            None,
+            None,
+            (
+                error(
+                    "manifest-unreadable",
+                    f"{exc.message}: the kubelet cannot run it and keeps the old apiserver; "
+                    "the next change to it decides what starts",
+                    hint="fix the file (the running pod is in kubectl -n kube-system get pod "
+                    "kube-apiserver-NODE -o yaml)",
+                ),
+            ),
+        )
+    on_disk = tuple((f.name, f.value) for f in pod.flags if f.name.startswith("--audit-"))
+    same = sorted(on_disk) == sorted(running) and pod.policy_sha256 == running_sha256
+    problems: list[Problem] = []
+    if not same:
+        problems.append(
+            warning(
+                "manifest-not-running",
+                f"{path} sets {_flags_text(on_disk)} but the running apiserver has "
+                f"{_flags_text(running)}: it has not been restarted from this file (yet)",
+                hint="the kubelet restarts it within seconds of a valid change; if it does not, "
+                "look for a stray copy in the manifests folder and at journalctl -u kubelet",
+            )
+        )
+    problems += [
+        warning("manifest-mistake", f"{path} {mistake}") for mistake in pod.structure_problems
+    ]
+    return ManifestOnDisk(path, on_disk, same, tuple(problems))
+
+
+def _flags_text(flags: Sequence[tuple[str, str | None]]) -> str:
+    if not flags:
+        return "no audit flags"
+    return " ".join(name if value is None else f"{name}={value}" for name, value in flags)
 
 
 # -- words -----------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from kubectl_audit.status.deep import LogSample, belongs_to_log
 SAMPLE_BYTES = 64 << 10
 POLICY_LIMIT = 4 << 20  # the apiserver reads the policy whole; beyond this it is not a policy
 
-# $1 policy path, $2 log path ("" = do not look), $3 bytes per sample, $4 policy size limit.
+# $1 policy path, $2 log path ("" = do not look), $3 bytes per sample, $4 size limit for the
+# policy and the manifest, $5 the apiserver's static-pod manifest ("" = none).
 FACTS_SCRIPT = r"""
 set -u
 say() { printf '%s\t%s\n' "$1" "$2"; }
@@ -31,6 +32,9 @@ if [ -n "$1" ] && [ -f "$1" ]; then
     if [ "$(wc -c <"$1")" -le "$4" ]; then say policy_b64 "$(b64 <"$1")"; fi
 else
     say policy_sha256 absent
+fi
+if [ -n "$5" ] && [ -f "$5" ] && [ "$(wc -c <"$5")" -le "$4" ]; then
+    say manifest_b64 "$(b64 <"$5")"
 fi
 if [ -z "$2" ]; then say log_dir absent; exit 0; fi
 dir=$(dirname "$2")
@@ -56,10 +60,16 @@ class NodeFacts:
     log_dir_exists: bool
     samples: tuple[LogSample, ...]
     free_bytes: int | None
+    manifest: bytes | None = None  # None: absent, too large, or not asked for
 
 
 def read_node_facts(
-    shell: NodeShell, policy_path: str, log_path: str, *, timeout: float = 60.0
+    shell: NodeShell,
+    policy_path: str,
+    log_path: str,
+    *,
+    manifest_path: str = "",
+    timeout: float = 60.0,
 ) -> NodeFacts:
     """Run the facts script on the node and parse its answer."""
     script = FACTS_SCRIPT.encode()
@@ -72,6 +82,7 @@ def read_node_facts(
         log_path,
         str(SAMPLE_BYTES),
         str(POLICY_LIMIT),
+        manifest_path,
     ]
     result = shell.run(argv, timeout=timeout, stdin=script)
     if not result.ok:
@@ -106,7 +117,12 @@ def parse_facts(stdout: bytes, log_path: str) -> NodeFacts:
         log_dir_exists=(reply.get("log_dir") or ["absent"])[0] == "present",
         samples=tuple(samples),
         free_bytes=_df_available((reply.get("df") or [""])[0]),
+        manifest=_decoded(reply.get("manifest_b64")),
     )
+
+
+def _decoded(values: list[str] | None) -> bytes | None:
+    return base64.b64decode(values[0]) if values else None
 
 
 def _indexed(values: list[str]) -> dict[str, str]:

@@ -167,6 +167,12 @@ def _deep_lines(node: NodeStatus) -> list[str]:
     deep = node.deep
     assert deep is not None
     lines = []
+    if deep.manifest is not None and deep.manifest.matches_running is not None:
+        verdict = "the same" if deep.manifest.matches_running else "NOT the same"
+        lines.append(
+            f"  manifest {deep.manifest.path}: {verdict} audit flags and policy as the running "
+            "apiserver"
+        )
     if deep.log is not None:
         lines += _deep_log_lines(deep.log)
     if deep.policy is not None:

@@ -140,6 +140,7 @@ def test_single_control_plane_off_on_deep_and_a_hand_broken_log_mount(kubesim: C
     assert "at this rate the log reaches back ~" in full.stdout
     assert "free disk " in full.stdout
     assert "(evaluated on /etc/kubernetes/audit/policy.yaml on the node)" in full.stdout
+    assert "kube-apiserver.yaml: the same audit flags and policy as the running" in full.stdout
 
     # Without RBAC for nodes/proxy the node-agent pod reads the log instead, and says why.
     kubesim.forbid("get", "nodes/proxy")
@@ -160,6 +161,18 @@ def test_single_control_plane_off_on_deep_and_a_hand_broken_log_mount(kubesim: C
     assert "log path not mounted" in broken.stdout and "lost with it" in broken.stdout
     assert "fix: mount the log's directory from the host" in broken.stdout
     assert broken.stdout.splitlines()[1].split()[1] == "broken"
+
+    # A manifest edit the kubelet cannot read: the old apiserver keeps running, --deep says so.
+    manifest = kubesim.node_root(node) / MANIFEST
+    manifest.write_text(manifest.read_text() + "  bad: [\n")
+    typo = status(kubesim, "--deep", "--no-pod")
+    assert "the policy file and free disk: they need the node-agent pod" in typo.stdout
+    unreadable = status(kubesim, "--deep", "-o", "json")
+    assert unreadable.returncode == 1
+    deep = json.loads(unreadable.stdout)["nodes"][0]["deep"]
+    assert deep["manifest"]["auditFlags"] is None
+    codes = [p["code"] for p in json.loads(unreadable.stdout)["nodes"][0]["problems"]]
+    assert "manifest-unreadable" in codes and "log-not-mounted" in codes
 
 
 @pytest.mark.cluster
