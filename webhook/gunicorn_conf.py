@@ -18,7 +18,8 @@ from typing import Any
 
 bind = os.environ.get("WEBHOOK_BIND", "0.0.0.0:8443")
 wsgi_app = "webhook:create_app()"
-worker_class = "gthread"
+# gthread, plus a fix for TLS connections that stay idle after the handshake (see there).
+worker_class = os.environ.get("WEBHOOK_WORKER_CLASS", "webhook.gthread_tls.TLSThreadWorker")
 workers = int(os.environ.get("WEBHOOK_WORKERS", "2"))
 threads = int(os.environ.get("WEBHOOK_THREADS", "4"))
 # Longer than the API server's idle-connection timeout (Go's 90 s), so the server never

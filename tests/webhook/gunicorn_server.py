@@ -123,7 +123,15 @@ def request(
     return response.status, response.read(), response
 
 
-def start(tmp: Path, ca: trustme.CA, *, workers: int = 2, ready_timeout: float = 30.0) -> Gunicorn:
+def start(
+    tmp: Path,
+    ca: trustme.CA,
+    *,
+    workers: int = 2,
+    threads: int = 2,
+    ready_timeout: float = 30.0,
+    env_extra: dict[str, str] | None = None,
+) -> Gunicorn:
     volume = SecretVolume(tmp / "tls")
     volume.publish(*issue(ca))
     port = free_port()
@@ -136,9 +144,10 @@ def start(tmp: Path, ca: trustme.CA, *, workers: int = 2, ready_timeout: float =
         "WEBHOOK_TLS_CERT": str(volume.certfile),
         "WEBHOOK_TLS_KEY": str(volume.keyfile),
         "WEBHOOK_WORKERS": str(workers),
-        "WEBHOOK_THREADS": "2",
+        "WEBHOOK_THREADS": str(threads),
         "WEBHOOK_WORKER_TMP_DIR": str(tmp),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **(env_extra or {}),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
