@@ -16,8 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from kubectl_audit import jsonfast
 from kubectl_audit.apiserver.cis import CisResult, benchmark_for, check_policy
 from kubectl_audit.apiserver.problems import Problem, error, warning
 from kubectl_audit.apiserver.state import AuditState, estimated_retention
@@ -203,8 +202,8 @@ def belongs_to_log(name: str, log_path: str) -> bool:
 def line_time(line: bytes) -> datetime | None:
     """The time of the audit event on one JSON line, or None if it is not one."""
     try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        data = jsonfast.loads(line)
+    except jsonfast.JSONDecodeError:
         return None
     if not isinstance(data, dict):
         return None
