@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 
 from kubectl_audit.errors import AuditError
-from kubectl_audit.policy.lint import lint_policy
 from kubectl_audit.policy.model import Finding
 from kubectl_audit.policy.report import check_policy
 from webhook.cache import Findings, FindingsCache
@@ -164,7 +163,7 @@ def check_document(
     key = FindingsCache.key(document.content) if cache is not None else b""
     findings = cache.get(key) if cache is not None else None
     if findings is None:
-        findings = engine_findings(document, config)
+        findings = engine_findings(document)
         if cache is not None:
             cache.put(key, findings)
     errors, warnings = findings
@@ -175,31 +174,15 @@ def check_document(
     )
 
 
-def engine_findings(document: PolicyDocument, config: WebhookConfig) -> Findings:
-    """The policy engine's errors and warnings for one document.
-
-    What `check_policy` returns, except that lint (advice only, and quadratic in the
-    number of rules: ~1 s at 250 rules, ~40 s at 1,000 on a loaded 2-core machine) runs
-    only up to `config.lint_max_rules`; above that one warning says it was skipped.
-    """
+def engine_findings(document: PolicyDocument) -> Findings:
+    """The policy engine's errors and warnings for one document (its lint budgets itself)."""
     try:
-        report = check_policy(document.content, file=document.key, lint=False)
+        report = check_policy(document.content, file=document.key)
     except AuditError as error:
         # The loader reports bad content as findings; should a budget or input refusal
         # escape as an exception all the same, it is still the engine's verdict.
         return (Finding("Invalid", error.message, None, getattr(error, "line", None)),), ()
-    if report.policy is None:
-        return report.errors, report.warnings
-    rules = len(report.policy.rules)
-    if rules > config.lint_max_rules:
-        skipped = Finding(
-            "Lint",
-            f"lint skipped: {rules} rules, over the webhook's limit of {config.lint_max_rules}; "
-            "run `kubectl audit validate`",
-        )
-        return report.errors, (*report.warnings, skipped)
-    # Exactly what check_policy(lint=True) adds; tests compare the two on real policies.
-    return report.errors, report.warnings + lint_policy(report.policy)
+    return report.errors, report.warnings
 
 
 def _phrase(label: str, finding: Finding, *, compact: bool = False) -> str:

@@ -36,8 +36,6 @@ class WebhookConfig:
     # The API server drops warnings with newlines and truncates after 4096 runes in total.
     max_warnings: int = 10
     max_warning_chars: int = 120
-    # Lint is advice and grows with the square of the rule count: skip it above this.
-    lint_max_rules: int = 150
     # Findings remembered per worker, by SHA-256 of the policy text (0: off).
     cache_entries: int = 512
 

@@ -28,7 +28,6 @@ from tests.webhook.helpers import (
     policy_review,
     wrap,
 )
-from webhook import create_app
 from webhook.admission import judge
 from webhook.config import WebhookConfig
 
@@ -284,28 +283,3 @@ def test_request_object_is_not_modified(client: Any) -> None:
     before = copy.deepcopy(request)
     judge(request, WebhookConfig())
     assert request == before
-
-
-def test_webhook_findings_equal_check_policy_on_every_real_policy() -> None:
-    """The webhook runs load and lint as two steps (to bound lint): same result as one call."""
-    from webhook.admission import engine_findings
-    from webhook.configmaps import PolicyDocument
-
-    for path in SINGLE_POLICIES:
-        data = path.read_bytes()
-        report = check_policy(data, file="policy.yaml")
-        document = PolicyDocument("policy.yaml", "data", data)
-        assert engine_findings(document, WebhookConfig()) == (report.errors, report.warnings)
-
-
-def test_lint_is_skipped_with_a_warning_above_the_rule_limit(client: Any) -> None:
-    rules = "".join(f"- level: Request\n  users: [u{i}]\n" for i in range(20))
-    policy = f"apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n{rules}"
-    limited = create_app(WebhookConfig(lint_max_rules=10)).test_client()
-    response = answer(limited, policy_review(policy))
-    assert response["allowed"] is True
-    assert response["warnings"] == [
-        "policy.yaml: lint skipped: 20 rules, over the webhook's limit of 10; "
-        "run `kubectl audit validate`"
-    ]
-    assert "lint skipped" not in " ".join(answer(client, policy_review(policy)).get("warnings", []))
