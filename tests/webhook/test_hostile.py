@@ -211,3 +211,15 @@ def test_arbitrary_request_fields_never_cause_a_server_error(
     assert reply.status_code in (200, 400), reply.get_data(as_text=True)
     if reply.status_code == 200:
         assert reply.get_json()["response"]["uid"] == "fuzz"
+
+
+def test_largest_allowed_policy_is_checked_not_hung(client: Any) -> None:
+    """~5,000 rules just under the policy cap: the engine's budgets keep it to seconds."""
+    rule = "- level: Request\n  users: [u{}]\n  verbs: [get]\n"
+    rules, size, i = [], len(HEAD) + len("rules:\n"), 0
+    while size + len(rule) + 8 < 256 * 1024:
+        rules.append(rule.format(i))
+        size += len(rules[-1])
+        i += 1
+    response = answer(client, policy_review(HEAD + "rules:\n" + "".join(rules)))
+    assert response["allowed"] is True
