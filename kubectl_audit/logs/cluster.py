@@ -131,21 +131,27 @@ class ClusterLogs:
 
     sources: list[LogSource]
     skipped: list[NodeLog]
-    _closers: list[Callable[[], None]] = field(default_factory=list)
+    _tails: list[_Tail] = field(default_factory=list)
+    _agents: list[Any] = field(default_factory=list)  # nodeshell.NodeAgent
 
     def close(self) -> None:
-        for close in self._closers:
-            close()
+        """Stop the followers and readers first, then delete the pods they used."""
+        for tail in self._tails:
+            tail.close()
+        for source in self.sources:
+            if isinstance(source, Prefetched):
+                source.close()
+        for agent in self._agents:
+            agent.close()
 
     def tails(self) -> list[_Tail]:
         """Followers that continue each node's log where its scan stopped."""
         from kubectl_audit.logs.nodeshell import DebugPodSource, PodTail
 
-        tails: list[_Tail] = []
         for prefetched in self.sources:
             source = getattr(prefetched, "source", prefetched)
             if isinstance(source, ProxySource):
-                tails.append(
+                self._tails.append(
                     ProxyTail(
                         source.node,
                         source.files,
@@ -156,9 +162,8 @@ class ClusterLogs:
                 )
             elif isinstance(source, DebugPodSource):
                 path = f"{source.log.directory}/{source.log.current_name}"
-                tails.append(PodTail(source.node, source.agent, path, source.read_up_to))
-        self._closers.extend(t.close for t in tails)
-        return tails
+                self._tails.append(PodTail(source.node, source.agent, path, source.read_up_to))
+        return self._tails
 
 
 def open_cluster(
@@ -201,17 +206,18 @@ def open_cluster(
     logs = ClusterLogs([], skipped)
     for node, where in readable:
         assert where.host_path is not None
+        # A client per node: the kubernetes client's exec (`stream`) swaps the ApiClient's
+        # request function while it connects, which would hit other threads' requests.
+        node_client = type(api_client)(configuration=api_client.configuration)
         source = _source(
-            api_client, node, where, via_for(where, via), literals, since, until, pod_options
+            node_client, node, where, via_for(where, via), literals, since, until, pod_options
         )
-        source_close = getattr(getattr(source, "agent", None), "close", None)
-        if source_close is not None:
-            logs._closers.append(source_close)
+        agent = getattr(source, "agent", None)
+        if agent is not None:
+            logs._agents.append(agent)
         if isinstance(source, ProxySource):
             source.leave_tail_to_follower = follow
-        prefetched = Prefetched(source)
-        logs._closers.insert(0, prefetched.close)
-        logs.sources.append(prefetched)
+        logs.sources.append(Prefetched(source))
     return logs
 
 

@@ -53,51 +53,62 @@ def _ere(text: str) -> str:
     return "".join(f"[{c}]" if c in ".[]()*+?{}|^$" else c for c in text) if text else ""
 
 
-def read_command(
-    path: str,
-    *,
-    current: bool,
-    literals: Sequence[bytes],
-    backups: str = "",
-    newest_backup: str = "",
-) -> list[str]:
-    """argv (in the node's root) that writes the file's candidate lines, gzipped, to stdout.
-
-    A backup listed as `X.log` may be `X.log.gz` by now (lumberjack compresses after the
-    rename): whichever exists is read, gunzipped on the node if there is grepping to do.
-    The current log is opened first, then the directory is checked to still have
-    `newest_backup` as its newest backup (names matching the ERE `backups`); otherwise it
-    was rotated after our listing, which the command reports (`kubectl-audit-rotated` on
-    stderr, no output) so that the caller reads the new backups first. Then it is read up
-    to its size at that moment, reported on stderr (`kubectl-audit-size N`): `-f`
-    continues from exactly there. Anything else on stderr means a file could not be read.
-    """
+def _filtered(read: str, literals: Sequence[bytes]) -> str:
+    """`read` (a command writing log lines) piped through the prefilter and gzip."""
     if sum(len(lit) + 6 for lit in literals) > MAX_LITERAL_BYTES:
         literals = ()  # the exact filter still runs on our side; only the bytes grow
-    if current:
-        check = (
-            '[ "$(ls -1 -- "${1%/*}" | LC_ALL=C grep -E -e "$2" | sed "s/[.]gz$//" '
-            '| LC_ALL=C sort | tail -n 1)" = "$3" ] '
-            f'|| {{ echo "{_ROTATED_MARK.decode()}" >&2; exit 0; }}'
-        )
-        head = (
-            f'exec 3< "$1" || exit 1; {check}; n=$(wc -c < "$1"); n=$((n)); {check}; '
-            f'echo "{_SIZE_MARK.decode()}$n" >&2; '
-        )
-        plain = gz = 'head -c "$n" <&3'
-    else:
-        head = 'f=$1; [ -e "$f" ] || [ ! -e "$f.gz" ] || f=$f.gz; '
-        plain, gz = 'cat -- "$f"', 'gzip -dc -- "$f"'
     if not literals:
-        raw = 'cat -- "$f"' if not current else plain
-        script = f'{head}case "${{f:-$1}}" in *.gz) {raw} ;; *) {plain} | gzip -c ;; esac'
-    else:
-        # -a where grep has it (GNU grep prints "Binary file matches" for a line with a
-        # NUL); LC_ALL=C keeps GNU grep -F on its byte-level fast path.
-        probe = "a=; echo x | grep -a -F x >/dev/null 2>&1 && a=-a; "
-        read = f'case "${{f:-$1}}" in *.gz) {gz} ;; *) {plain} ;; esac'
-        script = f"{probe}{head}{{ {read}; }} | LC_ALL=C grep $a -F {_patterns(literals)} | gzip -c"
-    return ["sh", "-c", script, "sh", path, backups, newest_backup]
+        return f"{{ {read}; }} | gzip -c"
+    # -a where grep has it (GNU grep prints "Binary file matches" for a line with a NUL);
+    # LC_ALL=C keeps GNU grep -F on its byte-level fast path.
+    probe = "a=; echo x | grep -a -F x >/dev/null 2>&1 && a=-a; "
+    return f"{probe}{{ {read}; }} | LC_ALL=C grep $a -F {_patterns(literals)} | gzip -c"
+
+
+# The backups of the log in $1 (a directory), by their uncompressed names, oldest first.
+_BACKUPS = 'ls -1 -- "$1" | LC_ALL=C grep -E -e "$2" | sed "s/[.]gz$//" | LC_ALL=C sort -u'
+
+
+def backups_command(
+    directory: str, pattern: str, first: str, last: str, literals: Sequence[bytes]
+) -> list[str]:
+    """argv (in the node's root): the candidate lines of the backups `first`..`last` (by
+    name, inclusive) in time order, gzipped. One exec for them all: a node can have
+    hundreds. Each is read as `X.log` or, once lumberjack compressed it, as `X.log.gz`;
+    one that maxbackup pruning deleted meanwhile is skipped (the apiserver dropped it).
+    """
+    read = (
+        f'{_BACKUPS} | awk -v a="$3" -v b="$4" \'$0 >= a && $0 <= b\' | '
+        'while IFS= read -r n; do f="$1/$n"; '
+        'if [ -e "$f" ]; then cat -- "$f"; '
+        'elif [ -e "$f.gz" ]; then gzip -dc -- "$f.gz"; fi; done'
+    )
+    return ["sh", "-c", _filtered(read, literals), "sh", directory, pattern, first, last]
+
+
+def current_command(
+    path: str, pattern: str, newest_backup: str, literals: Sequence[bytes]
+) -> list[str]:
+    """argv (in the node's root): the current log's candidate lines, gzipped.
+
+    The file is opened first, then the directory is checked to still have `newest_backup`
+    as its newest backup; otherwise the log rotated after our listing, which the command
+    reports (`kubectl-audit-rotated` on stderr, no output) so that the caller reads the
+    new backups first. Then it is read up to its size at that moment, reported on stderr
+    (`kubectl-audit-size N`): `-f` continues from exactly there. Anything else on stderr
+    means it could not be read.
+    """
+    check = (
+        f'[ "$({_BACKUPS} | tail -n 1)" = "$3" ] '
+        f'|| {{ echo "{_ROTATED_MARK.decode()}" >&2; exit 0; }}'
+    )
+    head = (
+        f'exec 3< "$4" || exit 1; {check}; n=$(wc -c < "$4"); n=$((n)); {check}; '
+        f'echo "{_SIZE_MARK.decode()}$n" >&2; '
+    )
+    script = head + _filtered('head -c "$n" <&3', literals)
+    directory = posixpath.dirname(path)
+    return ["sh", "-c", script, "sh", directory, pattern, newest_backup, path]
 
 
 def follow_command(path: str, start: int | None) -> list[str]:
@@ -202,43 +213,48 @@ class DebugPodSource:
         chosen, _ = self.log.choose(names, self.since, self.until)
         seen = self.log.backups(names)
         self.read_up_to = None
-        for name in chosen:
-            if name != self.log.current_name:
-                yield from self._file(name)
+        yield from self._backups([n for n in chosen if n != self.log.current_name])
         if self.log.current_name not in chosen:
             return
         for _ in range(ROTATION_RETRIES):
             newest = seen[-1].removesuffix(".gz") if seen else ""
-            report = yield from self._file(self.log.current_name, newest)
+            report = yield from self._read(
+                current_command(
+                    posixpath.join(self.log.directory, self.log.current_name),
+                    backup_regex(self.log),
+                    newest,
+                    self.literals,
+                ),
+                posixpath.join(self.log.directory, self.log.current_name),
+            )
             if not report.rotated:
+                self.read_up_to = report.size
                 return
             names = self.agent.list_names(self.log.directory)
-            for name in new_backups(self.log, seen, names):
-                yield from self._file(name)
+            yield from self._backups(new_backups(self.log, seen, names))
             seen = self.log.backups(names)
         where = f"{self.node}:{self.log.directory}/{self.log.current_name}"
         reason = f"{where}: rotated {ROTATION_RETRIES} times while being read"
         yield Block(b"", where, -1, tail=True, broken=reason)
 
-    def _file(self, name: str, newest_backup: str = "") -> Generator[Block, None, ReadReport]:
-        path = posixpath.join(self.log.directory, name)
-        where = f"{self.node}:{path}"
-        current = name == self.log.current_name
-        argv = read_command(
-            path,
-            current=current,
-            literals=self.literals,
-            backups=backup_regex(self.log),
-            newest_backup=newest_backup,
+    def _backups(self, names: list[str]) -> Iterator[Block]:
+        if not names:
+            return
+        first, last = names[0].removesuffix(".gz"), names[-1].removesuffix(".gz")
+        argv = backups_command(
+            self.log.directory, backup_regex(self.log), first, last, self.literals
         )
+        where = posixpath.join(self.log.directory, first if first == last else f"{first}..{last}")
+        yield from self._read(argv, where)
+
+    def _read(self, argv: list[str], what: str) -> Generator[Block, None, ReadReport]:
+        where = f"{self.node}:{what}"
         with self.agent.stream(argv, timeout=READ_TIMEOUT) as stream:
             try:
                 yield from read_blocks(_gunzipped(stream, where), where, head_sniff=False)
             finally:
                 self.wire_bytes += stream.received
         report = ReadReport.parse(stream.stderr)
-        if current and not report.rotated:
-            self.read_up_to = report.size
         if report.errors.strip() or stream.exit_code not in (0, None):
             detail = report.errors.decode("utf-8", "replace").strip()
             yield Block(b"", where, -1, tail=True, broken=f"{where}: {detail or stream.exit_code}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import posixpath
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from kubectl_audit.logs.sources import BLOCK_SIZE, Block, BrokenInput, read_bloc
 from kubectl_audit.status.logproxy import VAR_LOG, KubeletLogs
 
 ROTATION_RETRIES = 5
+HEAD_BYTES = 64 << 10
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+)")
 
 
@@ -119,9 +121,10 @@ class KubeletFiles:
 def discard(response: Any, *, finished: bool = False) -> None:
     """Give the connection back; one with unread data is closed, not reused."""
     raw = response.response
-    if not finished:
-        raw.close()
-    raw.release_conn()
+    if finished:
+        raw.release_conn()
+    else:
+        raw.close()  # and not back to the pool: the pool makes a new one when needed
 
 
 def _relative(path: str) -> str:
@@ -163,28 +166,66 @@ class ProxySource:
             yield from read_blocks(_file_chunks(self.files, path, name, where), where)
 
     def _current(self, seen: list[str]) -> Iterator[Block]:
-        """The current log, opened before a second listing shows no new backup: so it was
-        not renamed between the listing and the read (nothing in between is lost)."""
+        """The current log, such that no event written before the listing is lost.
+
+        It is opened, then listed again. No new backup: it was not renamed in between.
+        New backups: if the newest starts like the file we opened, that file was renamed
+        just after we opened it (we read it, and `-f` reads the rest from the backup);
+        otherwise the log rotated before we opened it, so the new backups are read first
+        and the current log opened again.
+        """
         path = posixpath.join(self.log.directory, self.log.current_name)
         where = f"{self.node}:{path}"
-        for _ in range(ROTATION_RETRIES):
+        for attempt in range(ROTATION_RETRIES):
             response = self.files.open(path)
             names = self.files.list_names(self.log.directory)
             new = new_backups(self.log, seen, names)
-            seen = self.log.backups(names)
+            chunks = self.files.body(response, path)
             if not new:
+                seen = self.log.backups(names)
                 break
-            discard(response)
+            first = next(chunks, b"")
+            if first and _first_line(first) == self._first_line(new[-1]):
+                yield from self._backups(new[:-1])
+                seen = seen + new[:-1]  # -f sees new[-1] as the rotation of what we read
+                chunks = itertools.chain([first], chunks)
+                break
+            chunks.close()
             yield from self._backups(new)  # what was current at the listing, and since
+            seen = self.log.backups(names)
+            if attempt == ROTATION_RETRIES - 1:
+                chunks = self.files.chunks(path)  # the log keeps rotating: read what is there
         self.backups_seen = tuple(seen)
         end = 0
-        for block in read_blocks(self.files.body(response, path), where):
+        for block in read_blocks(chunks, where):
             if not block.tail:
                 end = block.offset + block.stop
             elif self.leave_tail_to_follower and block.broken is None:
                 continue
             yield block
         self.read_up_to = end
+
+    def _first_line(self, name: str) -> bytes | None:
+        """The first line of a backup (its first 64 KiB, gunzipped if need be)."""
+        path = posixpath.join(self.log.directory, name)
+        try:
+            response = self.files.open(path, start=0)
+        except ProxyRefused:
+            return None
+        head = bytearray()
+        chunks = self.files.body(response, path)
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= HEAD_BYTES:
+                break
+        chunks.close()
+        if is_gzip_name(name):
+            head = bytearray(zlib.decompressobj(wbits=31).decompress(bytes(head)))
+        return _first_line(bytes(head))
+
+
+def _first_line(data: bytes) -> bytes:
+    return data.split(b"\n", 1)[0]
 
 
 def _file_chunks(

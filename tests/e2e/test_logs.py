@@ -7,8 +7,14 @@ proxy and over the node-agent pod, on one and on three control planes.
 
 from __future__ import annotations
 
+import gzip
 import json
+import signal
 import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
@@ -109,3 +115,104 @@ def test_three_control_planes_merged_by_time(kubesim_ha: Cluster) -> None:
     table = logs(kubesim_ha, "--user", "bob")
     assert table.returncode == 0, table.stderr
     assert {line.split()[1] for line in table.stdout.splitlines()[1:]} <= set(nodes)
+
+
+def all_events_on_node(cluster: Cluster, node: str, predicate) -> list[dict]:
+    """Matching events of every file of the node's log (backups oldest first, gunzipped)."""
+    directory = cluster.node_root(node) / LOG.rsplit("/", 1)[0]
+    backups: dict[str, Path] = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("audit-"):
+            stem = path.name.removesuffix(".gz")
+            if stem not in backups or not path.name.endswith(".gz"):
+                backups[stem] = path
+    found = []
+    for path in [*(backups[k] for k in sorted(backups)), directory / "audit.log"]:
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        found += [e for e in map(json.loads, data.splitlines()) if predicate(e)]
+    return found
+
+
+def canonical(event: str | dict) -> str:
+    return json.dumps(json.loads(event) if isinstance(event, str) else event, sort_keys=True)
+
+
+def by_user(name: str):
+    return lambda event: event["user"]["username"] == name
+
+
+def read_lines(process: subprocess.Popen[str]) -> tuple[list[str], threading.Thread]:
+    """The lines the process prints, collected by a thread as they come."""
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")))
+    reader.start()
+    return lines, reader
+
+
+def wait_for_lines(lines: list[str], want: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(lines) < want and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@pytest.mark.cluster
+def test_rotated_and_gzipped_backups_then_follow_across_rotation(kubesim: Cluster) -> None:
+    node = kubesim.control_plane_nodes[0]
+    kubesim.set_knob("bytes_per_mb", 4096)  # "1 MiB" = 4 KiB: a rotation every few events
+    enable(kubesim, "--compress", "--max-size", "1", "--max-backup", "200")
+    touch_configmaps(kubesim, "carol", 12)
+    directory = kubesim.node_root(node) / LOG.rsplit("/", 1)[0]
+    assert len(list(directory.glob("audit-*.log.gz"))) >= 3
+    expected = all_events_on_node(kubesim, node, by_user("carol"))
+    assert len(expected) >= 12
+
+    for via in ("node-proxy", "debug-pod"):
+        found = events(logs(kubesim, "--user", "carol", "-o", "jsonl", "--via", via))
+        assert found == expected, via
+
+        # -f: what the scan read, then what comes, through several rotations, once each.
+        user = f"dave-{via}"
+        follower = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubectl_audit",
+                "logs",
+                "-f",
+                "--user",
+                user,
+                "-o",
+                "jsonl",
+                "--via",
+                via,
+                "--kubeconfig",
+                str(kubesim.kubeconfig),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines, reader = read_lines(follower)
+        rotated_before = len(list(directory.glob("audit-*")))
+        try:
+            touch_configmaps(kubesim, user, 8)
+            wanted = all_events_on_node(kubesim, node, by_user(user))
+            wait_for_lines(lines, len(wanted), timeout=30)
+            time.sleep(1.5)  # a poll or two more: nothing may come twice
+        finally:
+            follower.send_signal(signal.SIGINT)
+            follower.wait(timeout=30)
+            reader.join(timeout=10)
+        assert follower.stderr is not None
+        stderr = follower.stderr.read()
+        follower.stderr.close()
+        follower.stdout.close()
+        assert sorted(map(canonical, lines)) == sorted(map(canonical, wanted)), stderr
+        assert len(list(directory.glob("audit-*"))) > rotated_before  # it did rotate
+    pods = client.CoreV1Api(
+        config.new_client_from_config(config_file=str(kubesim.kubeconfig))
+    ).list_pod_for_all_namespaces(label_selector="app.kubernetes.io/managed-by=kubectl-audit")
+    assert pods.items == []
