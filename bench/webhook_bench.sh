@@ -21,13 +21,14 @@ for tool in hey openssl curl python3; do
 done
 
 work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid"
-        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid"
-    fi
+server_pids=()
+cleanup() {  # only the gunicorn masters this script started, by pid
+    for pid in "${server_pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null || continue
+        kill -TERM "$pid"
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -101,33 +102,42 @@ def review(policy: str, labelled: bool) -> dict:
 print(f"bodies: valid 50-rule policy {len(valid)} bytes; review {len(json.dumps(review(valid, True)))} bytes")
 PY
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$work/metrics"
-WEBHOOK_BIND="127.0.0.1:$port" WEBHOOK_TLS_CERT="$work/tls.crt" WEBHOOK_TLS_KEY="$work/tls.key" \
-WEBHOOK_WORKERS="$workers" WEBHOOK_THREADS="$threads" WEBHOOK_WORKER_TMP_DIR="$work" \
-PROMETHEUS_MULTIPROC_DIR="$work/metrics" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" \
-    python3 -m gunicorn -c webhook/gunicorn_conf.py >"$work/server.log" 2>&1 &
-server_pid=$!
-
-url="https://127.0.0.1:$port"
-for _ in $(seq 150); do
-    curl -sf --cacert "$work/ca.crt" "$url/readyz" >/dev/null 2>&1 && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.2
-done
-curl -sf --cacert "$work/ca.crt" "$url/readyz" >/dev/null || { echo "server not ready" >&2; exit 1; }
+start_server() {  # start_server NAME CACHE-ENTRIES: sets url_NAME, appends to server_pids
+    local name=$1 cache=$2 port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$work/metrics-$name"
+    WEBHOOK_BIND="127.0.0.1:$port" WEBHOOK_TLS_CERT="$work/tls.crt" WEBHOOK_TLS_KEY="$work/tls.key" \
+    WEBHOOK_WORKERS="$workers" WEBHOOK_THREADS="$threads" WEBHOOK_WORKER_TMP_DIR="$work" \
+    WEBHOOK_CACHE_ENTRIES="$cache" PROMETHEUS_MULTIPROC_DIR="$work/metrics-$name" \
+    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" \
+        python3 -m gunicorn -c webhook/gunicorn_conf.py >"$work/server-$name.log" 2>&1 &
+    server_pids+=("$!")
+    local url="https://127.0.0.1:$port"
+    for _ in $(seq 150); do
+        curl -sf --cacert "$work/ca.crt" "$url/readyz" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    curl -sf --cacert "$work/ca.crt" "$url/readyz" >/dev/null \
+        || { echo "server $name not ready:" >&2; cat "$work/server-$name.log" >&2; exit 1; }
+    printf -v "url_$name" '%s' "$url"
+}
+start_server nocache 0
+start_server cache 512
+url=$url_nocache
 
 # Correctness first: a benchmark of wrong answers is worthless.
 check() {
-    local body=$1 expect=$2 got
+    local base=$1 body=$2 expect=$3 got
     got=$(curl -s --cacert "$work/ca.crt" -H 'Content-Type: application/json' \
-        --data-binary "@$work/$body.json" "$url/validate" | python3 -c \
+        --data-binary "@$work/$body.json" "$base/validate" | python3 -c \
         'import json,sys; print(str(json.load(sys.stdin)["response"]["allowed"]).lower())')
     [ "$got" = "$expect" ] || { echo "$body: allowed=$got, expected $expect" >&2; exit 1; }
 }
-check valid true
-check malformed false
-check unlabelled true
+for base in "$url_nocache" "$url_cache"; do
+    check "$base" valid true
+    check "$base" malformed false
+    check "$base" unlabelled true
+done
 
 # hey prints "Requests/sec: N" and "  50% in 0.0012 secs"; we print ms.
 summarise() {
@@ -135,29 +145,43 @@ summarise() {
          /^  50% in/ {p50=$3*1000}
          /^  99% in/ {p99=$3*1000}
          /^  \[[0-9]+\]/ {codes=codes $1 $2 " "}
-         END {printf "%9.0f %9.2f %9.2f  %s\n", rps, p50, p99, codes; print rps > rps_file}' \
+         /^Error distribution:/ {errors=1; next}
+         errors && /^  \[[0-9]+\]/ {sub(/^  /, ""); first=first ? first : substr($0, 1, 90)}
+         END {printf "%9.0f %9.2f %9.2f  %s%s\n", rps, p50, p99, codes, first ? " errors: " first : "";
+              print rps > rps_file}' \
         rps_file="$work/last_rps"
 }
-run() {  # run NAME METHOD PATH BODY-OR-"" CONCURRENCY QPS-PER-WORKER(0 = unlimited)
-    local name=$1 method=$2 path=$3 body=$4 conns=$5 qps=$6 args=()
+run() {  # run NAME URL PATH BODY CONCURRENCY QPS-PER-WORKER(0 = unlimited)
+    local name=$1 base=$2 path=$3 body=$4 conns=$5 qps=$6 args=()
     [ -n "$body" ] && args+=(-m POST -T application/json -D "$work/$body.json")
     [ "$qps" != 0 ] && args+=(-q "$qps")
     printf '%-34s' "$name"
-    hey -z "${seconds}s" -c "$conns" "${args[@]}" "$url$path" 2>&1 | summarise
+    hey -z "${seconds}s" -c "$conns" "${args[@]}" "$base$path" 2>&1 | summarise
 }
 
-echo "gunicorn gthread ${workers}x${threads}, TLS, keep-alive, loopback; ${seconds}s per run; $(nproc) cores shared with hey"
-printf '%-34s %9s %9s %9s  %s\n' "run" "req/s" "p50 ms" "p99 ms" "status codes"
-baseline=$(hey -z "${seconds}s" -c 16 "$url/healthz" 2>&1 | awk '/Requests\/sec:/ {print $2}')
-printf '%-34s %9.0f %9s %9s\n' "baseline GET /healthz, saturation" "$baseline" "-" "-"
+echo "gunicorn gthread ${workers}x${threads}, TLS, keep-alive, loopback; ${seconds}s per run;" \
+    "$(nproc) cores shared with hey; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-40s %9s %9s %9s  %s\n' "run" "req/s" "p50 ms" "p99 ms" "status codes"
+run "baseline GET /healthz, saturation" "$url" /healthz "" 16 0
+baseline=$(cat "$work/last_rps")
 per_worker=$((rate / 4))
+echo "-- cache off: the engine checks every request (worst case: a new policy each time)"
 for body in valid malformed unlabelled; do
-    run "$body @ ${rate}/s (4 conns)" POST /validate "$body" 4 "$per_worker"
+    run "$body @ ${rate}/s (4 conns)" "$url_nocache" /validate "$body" 4 "$per_worker"
 done
 ratios=""
 for body in valid malformed unlabelled; do
-    run "$body @ saturation (16 conns)" POST /validate "$body" 16 0
-    ratios+=$(awk -v b="$baseline" -v n="$body" '{printf "  %-11s %.2fx\n", n, $1 / b}' "$work/last_rps")$'\n'
+    run "$body @ saturation (16 conns)" "$url_nocache" /validate "$body" 16 0
+    ratios+=$(awk -v b="$baseline" -v n="$body" '{printf "  %-20s %.2fx\n", n, $1 / b}' "$work/last_rps")$'\n'
+done
+echo "-- cache on (default): the same policy text again (re-apply, dry run then write)"
+for body in valid malformed; do
+    run "$body @ ${rate}/s (4 conns)" "$url_cache" /validate "$body" 4 "$per_worker"
+done
+for body in valid malformed; do
+    run "$body @ saturation (16 conns)" "$url_cache" /validate "$body" 16 0
+    ratios+=$(awk -v b="$baseline" -v n="$body, cached" '{printf "  %-20s %.2fx\n", n, $1 / b}' "$work/last_rps")$'\n'
 done
 echo "req/s at saturation relative to the /healthz baseline (same server, same run):"
 printf '%s' "$ratios"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
