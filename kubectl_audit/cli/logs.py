@@ -284,14 +284,14 @@ def _open_cluster(
     image_pull_secrets: tuple[str, ...],
 ) -> Any:  # kubectl_audit.logs.cluster.ClusterLogs
     from kubectl_audit.kube.client import connect
-    from kubectl_audit.logs.cluster import node_literals, open_cluster
+    from kubectl_audit.logs.cluster import node_prefilter, open_cluster
     from kubectl_audit.node.debugpod import DebugPodOptions
 
     return open_cluster(
         connect(kube),
         nodes,
         via,
-        node_literals(matcher),
+        node_prefilter(matcher),
         since=spec.since,
         until=spec.until,
         pod_options=DebugPodOptions(

@@ -82,16 +82,14 @@ def locate_log(node: str, pod: dict[str, Any] | None, version: str) -> NodeLog:
     return NodeLog(node, state.log_host_path)
 
 
-def node_literals(matcher: Matcher) -> tuple[bytes, ...]:
-    """The `grep -F` patterns for the node-side prefilter: one needle set (grep ORs its
-    patterns, so one set is all it can apply), the one whose shortest literal is longest
-    (a rough stand-in for the most selective). A set with an empty literal matches every
-    line and is no use; none usable: no prefilter (everything is sent, gzipped)."""
-    usable = [s.loose for s in matcher.needle_sets if s.loose and all(s.loose)]
-    if not usable:
-        return ()
-    best = max(usable, key=lambda literals: min(len(lit) for lit in literals))
-    return tuple(dict.fromkeys(best))
+def node_prefilter(matcher: Matcher) -> tuple[tuple[bytes, ...], ...]:
+    """The `grep -F` stages of the node-side prefilter: one per needle set (grep ORs the
+    patterns of one stage, the pipeline ANDs the stages), so what crosses the network is
+    close to the matches themselves. A set with an empty literal matches every line and is
+    left out; no usable set: no prefilter (everything is sent, gzipped)."""
+    return tuple(
+        tuple(dict.fromkeys(s.loose)) for s in matcher.needle_sets if s.loose and all(s.loose)
+    )
 
 
 def via_for(log_file: NodeLog, via: str) -> str:
@@ -170,7 +168,7 @@ def open_cluster(
     api_client: Any,
     nodes: Sequence[str],
     via: str,
-    literals: tuple[bytes, ...],
+    prefilter: tuple[tuple[bytes, ...], ...],
     *,
     since: datetime | None,
     until: datetime | None,
@@ -210,7 +208,7 @@ def open_cluster(
         # request function while it connects, which would hit other threads' requests.
         node_client = type(api_client)(configuration=api_client.configuration)
         source = _source(
-            node_client, node, where, via_for(where, via), literals, since, until, pod_options
+            node_client, node, where, via_for(where, via), prefilter, since, until, pod_options
         )
         agent = getattr(source, "agent", None)
         if agent is not None:
@@ -226,7 +224,7 @@ def _source(
     node: dict[str, Any],
     where: NodeLog,
     via: str,
-    literals: tuple[bytes, ...],
+    prefilter: tuple[tuple[bytes, ...], ...],
     since: datetime | None,
     until: datetime | None,
     pod_options: DebugPodOptions,
@@ -238,7 +236,7 @@ def _source(
     from kubectl_audit.logs.nodeshell import DebugPodSource, NodeAgent
 
     agent = NodeAgent(api_client, node, pod_options)
-    return DebugPodSource(where.node, agent, files, literals, since, until)
+    return DebugPodSource(where.node, agent, files, prefilter, since, until)
 
 
 _DONE = object()

@@ -37,8 +37,27 @@ _ROTATED_MARK = b"kubectl-audit-rotated"
 ROTATION_RETRIES = 5
 
 
-def _patterns(literals: Sequence[bytes]) -> str:
-    return " ".join(f"-e {shlex.quote(lit.decode('utf-8', 'replace'))}" for lit in literals)
+def _filtered(read: str, stages: Sequence[Sequence[bytes]]) -> str:
+    """`read` (a command writing log lines) piped through the prefilter and gzip: a
+    `grep -F` per stage (each ORs its literals; the pipeline ANDs the stages)."""
+    kept: list[Sequence[bytes]] = []
+    budget = MAX_LITERAL_BYTES
+    for literals in stages:
+        cost = sum(len(lit) + 8 for lit in literals)
+        if cost <= budget:  # the exact filter runs on our side: a stage left out only
+            kept.append(literals)  # lets more bytes through
+            budget -= cost
+    if not kept:
+        return f"{{ {read}; }} | gzip -c"
+    # -a where grep has it (GNU grep prints "Binary file matches" for a line with a NUL);
+    # LC_ALL=C keeps GNU grep -F on its byte-level fast path.
+    probe = "a=; echo x | grep -a -F x >/dev/null 2>&1 && a=-a; "
+    greps = " | ".join(
+        "LC_ALL=C grep $a -F "
+        + " ".join(f"-e {shlex.quote(lit.decode('utf-8', 'replace'))}" for lit in literals)
+        for literals in kept
+    )
+    return f"{probe}{{ {read}; }} | {greps} | gzip -c"
 
 
 def backup_regex(log: LogFiles) -> str:
@@ -50,19 +69,8 @@ def backup_regex(log: LogFiles) -> str:
 
 def _ere(text: str) -> str:
     # Bracket every special character: newer GNU greps warn about stray backslashes.
-    return "".join(f"[{c}]" if c in ".[]()*+?{}|^$" else c for c in text) if text else ""
-
-
-def _filtered(read: str, literals: Sequence[bytes]) -> str:
-    """`read` (a command writing log lines) piped through the prefilter and gzip."""
-    if sum(len(lit) + 6 for lit in literals) > MAX_LITERAL_BYTES:
-        literals = ()  # the exact filter still runs on our side; only the bytes grow
-    if not literals:
-        return f"{{ {read}; }} | gzip -c"
-    # -a where grep has it (GNU grep prints "Binary file matches" for a line with a NUL);
-    # LC_ALL=C keeps GNU grep -F on its byte-level fast path.
-    probe = "a=; echo x | grep -a -F x >/dev/null 2>&1 && a=-a; "
-    return f"{probe}{{ {read}; }} | LC_ALL=C grep $a -F {_patterns(literals)} | gzip -c"
+    # (`^` cannot be bracketed: first in a bracket it negates.)
+    return "".join("\\^" if c == "^" else f"[{c}]" if c in ".[]()*+?{}|$\\" else c for c in text)
 
 
 # The backups of the log in $1 (a directory), by their uncompressed names, oldest first.
@@ -70,7 +78,7 @@ _BACKUPS = 'ls -1 -- "$1" | LC_ALL=C grep -E -e "$2" | sed "s/[.]gz$//" | LC_ALL
 
 
 def backups_command(
-    directory: str, pattern: str, first: str, last: str, literals: Sequence[bytes]
+    directory: str, pattern: str, first: str, last: str, literals: Sequence[Sequence[bytes]]
 ) -> list[str]:
     """argv (in the node's root): the candidate lines of the backups `first`..`last` (by
     name, inclusive) in time order, gzipped. One exec for them all: a node can have
@@ -87,7 +95,7 @@ def backups_command(
 
 
 def current_command(
-    path: str, pattern: str, newest_backup: str, literals: Sequence[bytes]
+    path: str, pattern: str, newest_backup: str, literals: Sequence[Sequence[bytes]]
 ) -> list[str]:
     """argv (in the node's root): the current log's candidate lines, gzipped.
 
@@ -199,7 +207,7 @@ class DebugPodSource:
     node: str
     agent: NodeAgent
     log: LogFiles
-    literals: tuple[bytes, ...]
+    literals: tuple[tuple[bytes, ...], ...]  # grep -F stages (see _filtered)
     since: datetime | None = None
     until: datetime | None = None
     read_up_to: int | None = None  # bytes of the current log the scan covered

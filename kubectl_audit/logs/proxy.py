@@ -64,6 +64,7 @@ class KubeletFiles:
         self.node = node
         self.timeout = timeout
         self._lister = KubeletLogs(api_client, node, timeout=timeout)
+        self.wire_bytes = 0  # file bytes received (what crossed the network)
 
     def list_names(self, directory: str) -> list[str]:
         """File names in `directory` (an absolute path under /var/log)."""
@@ -113,6 +114,7 @@ class KubeletFiles:
                     if not chunk:
                         finished = True
                         return
+                    self.wire_bytes += len(chunk)
                     yield chunk
         finally:
             discard(response, finished=finished)
