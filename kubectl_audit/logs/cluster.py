@@ -267,13 +267,19 @@ class Prefetched:
             self._thread.start()
 
     def _produce(self) -> None:
+        blocks = self.source.blocks()
         try:
-            for block in self.source.blocks():
+            for block in blocks:
                 if not self._put(block):
                     return
             self._put(_DONE)
         except BaseException as error:  # noqa: BLE001 - raised again in the consumer
             self._put(error)
+        finally:
+            # A consumer that stopped early (--limit): end the exec or HTTP stream now.
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():

@@ -92,9 +92,16 @@ def test_one_control_plane_over_proxy_and_debug_pod(kubesim: Cluster) -> None:
 
 @pytest.mark.cluster
 def test_three_control_planes_merged_by_time(kubesim_ha: Cluster) -> None:
+    nodes = kubesim_ha.control_plane_nodes
+    enable(kubesim_ha, "--node", nodes[0])
+    touch_configmaps(kubesim_ha, "erin", 3)  # round robin: one reaches the first node
+    partial = logs(kubesim_ha, "--user", "erin", "-o", "jsonl")
+    for node in nodes[1:]:  # audit off there: said once per node, the others still read
+        assert f"warning: {node}: audit logging is off" in partial.stderr
+    assert events(partial) == lines_on_node(kubesim_ha, nodes[0], by_user("erin")) != []
+
     enable(kubesim_ha)
     touch_configmaps(kubesim_ha, "bob", 6)
-    nodes = kubesim_ha.control_plane_nodes
     expected = []
     for node in nodes:
         expected += lines_on_node(kubesim_ha, node, lambda e: e["user"]["username"] == "bob")
