@@ -18,6 +18,7 @@ from kubectl_audit.logs.output import FORMATS, Progress, Stats, renderer_for
 from kubectl_audit.logs.scan import Problems
 from kubectl_audit.logs.sources import FileSet, LogSource, file_sets
 
+FOLLOW_POD_DEADLINE = 12 * 3600  # seconds a node-agent pod may live for `-f`
 _FILTERS = "Filters (all combine with AND; a repeated filter matches any of its values)"
 
 
@@ -73,7 +74,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     "FILE arguments mean the same.",
 )
 @click.option(
-    "--node", "nodes", multiple=True, metavar="NAME", help="Only this control-plane node."
+    "--node", "nodes", multiple=True, metavar="NAME", help="Only this control-plane node (repeatable)."
 )
 @click.option(
     "--via",
@@ -207,6 +208,8 @@ def logs(
     if paths:
         if nodes:
             raise UsageError("--node selects cluster nodes; with --file every file given is read")
+        if via != "auto":
+            raise UsageError(f"--via {via} chooses how to reach the nodes; --file reads files")
         sources = file_sets(paths, since=spec.since, until=spec.until)
         for source in sources:
             if follow and isinstance(source, FileSet):
@@ -295,7 +298,11 @@ def _open_cluster(
         since=spec.since,
         until=spec.until,
         pod_options=DebugPodOptions(
-            namespace=pod_namespace, image=image, image_pull_secrets=image_pull_secrets
+            namespace=pod_namespace,
+            image=image,
+            image_pull_secrets=image_pull_secrets,
+            # The pod's deadline is the backstop if we die; -f must outlive the default.
+            **({"deadline_seconds": FOLLOW_POD_DEADLINE} if follow else {}),
         ),
         follow=follow,
         warn=lambda message: click.echo(message, err=True),
