@@ -74,7 +74,11 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     "FILE arguments mean the same.",
 )
 @click.option(
-    "--node", "nodes", multiple=True, metavar="NAME", help="Only this control-plane node (repeatable)."
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="NAME",
+    help="Only this control-plane node (repeatable).",
 )
 @click.option(
     "--via",
