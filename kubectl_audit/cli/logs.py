@@ -239,6 +239,8 @@ def logs(
         query.run(
             sources, matcher, renderer, problems, limit=limit, tail=tail, progress=progress.advance
         )
+        if cluster is not None:
+            cluster.check()
         progress.finish()
         if follow and (limit is None or renderer.count < limit):
             renderer.flush()

@@ -142,11 +142,21 @@ class ClusterLogs:
         for agent in self._agents:
             agent.close()
 
+    def check(self) -> None:
+        """Raise the first node's error if no node could be read at all."""
+        failures = [s.failure for s in self.sources if isinstance(s, Prefetched)]
+        if failures and all(failures):
+            first = failures[0]
+            assert first is not None
+            raise first
+
     def tails(self) -> list[_Tail]:
         """Followers that continue each node's log where its scan stopped."""
         from kubectl_audit.logs.nodeshell import DebugPodSource, PodTail
 
         for prefetched in self.sources:
+            if getattr(prefetched, "failure", None) is not None:
+                continue  # said so already; following it would only fail again
             source = getattr(prefetched, "source", prefetched)
             if isinstance(source, ProxySource):
                 self._tails.append(
@@ -255,6 +265,7 @@ class Prefetched:
         self._queue: queue.Queue[Any] = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.failure: AuditError | None = None
 
     def size(self) -> int | None:
         return self.source.size()
@@ -272,6 +283,13 @@ class Prefetched:
             for block in blocks:
                 if not self._put(block):
                     return
+            self._put(_DONE)
+        except AuditError as error:
+            # One node that cannot be read (kubelet down, pod refused) must not hide the
+            # others: a warning for it, unless every node fails (ClusterLogs.check).
+            self.failure = error
+            reason = f"{self.node}: {error.message}"
+            self._put(Block(b"", self.node, -1, tail=True, broken=reason))
             self._put(_DONE)
         except BaseException as error:  # noqa: BLE001 - raised again in the consumer
             self._put(error)

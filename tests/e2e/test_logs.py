@@ -119,6 +119,15 @@ def test_three_control_planes_merged_by_time(kubesim_ha: Cluster) -> None:
     )
     one = events(logs(kubesim_ha, "--user", "bob", "-o", "jsonl", "--node", nodes[1]))
     assert one == lines_on_node(kubesim_ha, nodes[1], lambda e: e["user"]["username"] == "bob")
+    # A node whose kubelet is down: a warning naming it; the others' events still come.
+    kubesim_ha.break_kubelet(nodes[2])
+    broken = logs(kubesim_ha, "--user", "bob", "-o", "jsonl")
+    assert f"warning: could not read to the end: {nodes[2]}: " in broken.stderr
+    assert events(broken) == [
+        e for e in expected if e not in lines_on_node(kubesim_ha, nodes[2], by_user("bob"))
+    ]
+    kubesim_ha.break_kubelet(nodes[2], False)
+
     table = logs(kubesim_ha, "--user", "bob")
     assert table.returncode == 0, table.stderr
     assert {line.split()[1] for line in table.stdout.splitlines()[1:]} <= set(nodes)
