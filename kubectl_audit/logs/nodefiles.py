@@ -98,17 +98,3 @@ def gunzip_chunks(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
         yield b"".join(pending)
     if not decompressor.eof:
         raise BrokenInput(f"{where}: compressed data ended before its end")
-
-
-def coalesce(chunks: Iterable[bytes], size: int = BLOCK_SIZE) -> Iterator[bytes]:
-    """Small network chunks glued into ~`size` pieces: the scanner works per block."""
-    pending: list[bytes] = []
-    have = 0
-    for chunk in chunks:
-        pending.append(chunk)
-        have += len(chunk)
-        if have >= size:
-            yield b"".join(pending)
-            pending, have = [], 0
-    if pending:
-        yield b"".join(pending)

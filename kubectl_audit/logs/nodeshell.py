@@ -1,10 +1,10 @@
 """A node's audit log through the node-agent pod: filtered and gzipped on the node.
 
-For logs the kubelet does not serve (outside /var/log) or with `--via debug-pod`. Per file,
-one exec runs `grep -F` with the filters' literal fragments on the node (a superset of the
-matches: the exact filter runs here again) and pipes what passes through `gzip`, so the exec
-stream carries a fraction of the matching bytes. Backups already gzipped by lumberjack are
-unpacked on the node first (to grep them), or sent as they are when there is nothing to grep.
+For logs the kubelet does not serve (outside /var/log) or with `--via debug-pod`. One exec
+reads the chosen backups (gunzipping those lumberjack compressed), one the current log; each
+pipes the lines through `grep -F` stages built from the filters' literal fragments (a
+superset of the matches: the exact filter runs here again) and then `gzip`, so the exec
+stream carries a fraction of the matching bytes. Output is consumed as it arrives.
 
 `-f` runs `tail -c +N -F` on the current log: it reopens the file after lumberjack's rename.
 It is neither filtered nor compressed on the node, because grep and gzip hold back their
@@ -18,13 +18,15 @@ import queue
 import shlex
 import threading
 from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
 from kubectl_audit.errors import NodeError
-from kubectl_audit.logs.nodefiles import LogFiles, coalesce, gunzip_chunks, new_backups
+from kubectl_audit.kube.errors import api_error
+from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, new_backups
 from kubectl_audit.logs.sources import Block, BrokenInput, LogName, read_blocks
 from kubectl_audit.node.debugpod import CONTAINER, HOST_ROOT, DebugPod, DebugPodOptions
 from kubectl_audit.node.podexec import ExecStream
@@ -152,6 +154,19 @@ class ReadReport:
         return cls(size, rotated, b"".join(rest))
 
 
+@contextmanager
+def exec_errors(node: str) -> Iterator[None]:
+    """The client's refusals of an exec as our errors (as DebugPod.run does)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        yield
+    except ApiException as error:
+        raise api_error(error, f"exec in the node-agent pod on {node}") from None
+    except TimeoutError as error:
+        raise NodeError(f"{error} on node {node}") from None
+
+
 @dataclass
 class NodeAgent:
     """The node-agent pod of one node, started on first use and deleted by `close()`."""
@@ -175,6 +190,7 @@ class NodeAgent:
             return self._pod
 
     def stream(self, argv: Sequence[str], *, timeout: float | None) -> ExecStream:
+        """An exec of argv in the node's root; iterate it inside `exec_errors(node)`."""
         pod = self.pod()
         return ExecStream(
             pod.core,
@@ -257,7 +273,7 @@ class DebugPodSource:
 
     def _read(self, argv: list[str], what: str) -> Generator[Block, None, ReadReport]:
         where = f"{self.node}:{what}"
-        with self.agent.stream(argv, timeout=READ_TIMEOUT) as stream:
+        with exec_errors(self.node), self.agent.stream(argv, timeout=READ_TIMEOUT) as stream:
             try:
                 yield from read_blocks(_gunzipped(stream, where), where, head_sniff=False)
             finally:
@@ -295,19 +311,24 @@ class PodTail:
 
     def _run(self) -> None:
         try:
-            self._stream = self.agent.stream(follow_command(self.path, self.start), timeout=None)
-            for chunk in coalesce(self._stream, 1):
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
+            with exec_errors(self.node):
+                self._run_stream()
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, raised there
             if not self._stop.is_set():
                 self._queue.put(error)
+
+    def _run_stream(self) -> None:
+        self._stream = self.agent.stream(follow_command(self.path, self.start), timeout=None)
+        for chunk in self._stream:
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(chunk, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set():
+                return
+        raise NodeError(f"{self.node}: following {self.path} ended (exit {self._stream.exit_code})")
 
     def poll(self) -> Iterator[Block]:
         if self._thread is None:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kubectl_audit.logs.nodefiles import LogFiles, coalesce, gunzip_chunks, new_backups
+from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, new_backups
 from kubectl_audit.logs.sources import BrokenInput
 from tests.conftest import TESTDATA
 
@@ -74,8 +74,3 @@ def test_gunzip_of_a_cut_stream_yields_what_it_had_then_says_why() -> None:
         for chunk in gunzip_chunks(iter([packed[: len(packed) // 2]]), "node:/a.log.gz"):
             out += chunk
     assert out and data.startswith(bytes(out))
-
-
-def test_coalesce_glues_small_chunks() -> None:
-    assert list(coalesce(iter([b"ab", b"cd", b"e"]), 4)) == [b"abcd", b"e"]
-    assert list(coalesce(iter([]), 4)) == []
