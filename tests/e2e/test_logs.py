@@ -83,6 +83,18 @@ def test_one_control_plane_over_proxy_and_debug_pod(kubesim: Cluster) -> None:
     rows = table.stdout.splitlines()
     assert rows[0].split()[:3] == ["TIME", "NODE", "USER"] and len(rows) == 4
     assert all(row.split()[1] == node for row in rows[1:])
+
+    # A log outside /var/log (which is all the kubelet serves): auto reads it through the
+    # node-agent pod; asking for the proxy is a usage error that says why.
+    enable(kubesim, "--log-path", "/srv/audit/audit.log")
+    touch_configmaps(kubesim, "alice", 2)
+    refused = logs(kubesim, "--user", "alice", "--via", "node-proxy")
+    assert refused.returncode == 2 and "outside /var/log" in refused.stderr
+    moved = kubesim.node_root(node) / "srv/audit/audit.log"
+    expected = [e for e in map(json.loads, moved.read_bytes().splitlines()) if by_user("alice")(e)]
+    assert len(expected) >= 2
+    assert events(logs(kubesim, "--user", "alice", "-o", "jsonl")) == expected
+
     # No node-agent pod is left behind.
     pods = client.CoreV1Api(
         config.new_client_from_config(config_file=str(kubesim.kubeconfig))
