@@ -240,7 +240,7 @@ def logs(
             sources, matcher, renderer, problems, limit=limit, tail=tail, progress=progress.advance
         )
         if cluster is not None:
-            cluster.check()
+            cluster.check(warn=lambda message: click.echo(message, err=True))
         progress.finish()
         if follow and (limit is None or renderer.count < limit):
             renderer.flush()

@@ -142,13 +142,15 @@ class ClusterLogs:
         for agent in self._agents:
             agent.close()
 
-    def check(self) -> None:
-        """Raise the first node's error if no node could be read at all."""
-        failures = [s.failure for s in self.sources if isinstance(s, Prefetched)]
-        if failures and all(failures):
-            first = failures[0]
-            assert first is not None
-            raise first
+    def check(self, warn: Callable[[str], None]) -> None:
+        """A warning per node that could not be read; the first error if none could."""
+        failed = [s for s in self.sources if isinstance(s, Prefetched) and s.failure]
+        if failed and len(failed) == len(self.sources):
+            assert failed[0].failure is not None
+            raise failed[0].failure
+        for source in failed:
+            assert source.failure is not None
+            warn(f"warning: {source.node}: cannot read its audit log: {source.failure.message}")
 
     def tails(self) -> list[_Tail]:
         """Followers that continue each node's log where its scan stopped."""
@@ -288,8 +290,6 @@ class Prefetched:
             # One node that cannot be read (kubelet down, pod refused) must not hide the
             # others: a warning for it, unless every node fails (ClusterLogs.check).
             self.failure = error
-            reason = f"{self.node}: {error.message}"
-            self._put(Block(b"", self.node, -1, tail=True, broken=reason))
             self._put(_DONE)
         except BaseException as error:  # noqa: BLE001 - raised again in the consumer
             self._put(error)

@@ -134,7 +134,7 @@ def test_three_control_planes_merged_by_time(kubesim_ha: Cluster) -> None:
     # A node whose kubelet is down: a warning naming it; the others' events still come.
     kubesim_ha.break_kubelet(nodes[2])
     broken = logs(kubesim_ha, "--user", "bob", "-o", "jsonl")
-    assert f"warning: could not read to the end: {nodes[2]}: " in broken.stderr
+    assert f"warning: {nodes[2]}: cannot read its audit log: " in broken.stderr
     assert events(broken) == [
         e for e in expected if e not in lines_on_node(kubesim_ha, nodes[2], by_user("bob"))
     ]
