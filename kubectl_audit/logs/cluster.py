@@ -22,8 +22,15 @@ from typing import Any, Protocol
 from kubectl_audit.errors import AuditError, UsageError
 from kubectl_audit.logs.events import Event
 from kubectl_audit.logs.filters import Matcher
+from kubectl_audit.logs.nodefiles import LogFiles
 from kubectl_audit.logs.output import Renderer
-from kubectl_audit.logs.proxy import KubeletFiles, ProxySource, ProxyTail, log_files_for
+from kubectl_audit.logs.proxy import (
+    KubeletFiles,
+    ProxyRefused,
+    ProxySource,
+    ProxyTail,
+    log_files_for,
+)
 from kubectl_audit.logs.scan import Problems, Scanner
 from kubectl_audit.logs.sources import Block, LogSource
 from kubectl_audit.node.debugpod import DebugPodOptions
@@ -160,6 +167,8 @@ class ClusterLogs:
             if getattr(prefetched, "failure", None) is not None:
                 continue  # said so already; following it would only fail again
             source = getattr(prefetched, "source", prefetched)
+            if isinstance(source, ProxyOrPod):
+                source = source.used
             if isinstance(source, ProxySource):
                 self._tails.append(
                     ProxyTail(
@@ -219,36 +228,70 @@ def open_cluster(
         # A client per node: the kubernetes client's exec (`stream`) swaps the ApiClient's
         # request function while it connects, which would hit other threads' requests.
         node_client = type(api_client)(configuration=api_client.configuration)
-        source = _source(
-            node_client, node, where, via_for(where, via), prefilter, since, until, pod_options
-        )
-        agent = getattr(source, "agent", None)
-        if agent is not None:
+        files = log_files_for(where.host_path)
+        chosen = via_for(where, via)
+
+        def pod_source(
+            node: dict[str, Any] = node, client: Any = node_client, files: LogFiles = files
+        ) -> LogSource:
+            from kubectl_audit.logs.nodeshell import DebugPodSource, NodeAgent
+
+            agent = NodeAgent(client, node, pod_options)
             logs._agents.append(agent)
-        if isinstance(source, ProxySource):
-            source.leave_tail_to_follower = follow
+            return DebugPodSource(agent.node, agent, files, prefilter, since, until)
+
+        source: LogSource
+        if chosen == "debug-pod":
+            source = pod_source()
+        else:
+            proxy = ProxySource(
+                where.node, KubeletFiles(node_client, where.node), files, since, until
+            )
+            proxy.leave_tail_to_follower = follow
+            source = proxy if via == "node-proxy" else ProxyOrPod(proxy, pod_source, warn)
         logs.sources.append(Prefetched(source))
     return logs
 
 
-def _source(
-    api_client: Any,
-    node: dict[str, Any],
-    where: NodeLog,
-    via: str,
-    prefilter: tuple[tuple[bytes, ...], ...],
-    since: datetime | None,
-    until: datetime | None,
-    pod_options: DebugPodOptions,
-) -> LogSource:
-    assert where.host_path is not None
-    files = log_files_for(where.host_path)
-    if via == "node-proxy":
-        return ProxySource(where.node, KubeletFiles(api_client, where.node), files, since, until)
-    from kubectl_audit.logs.nodeshell import DebugPodSource, NodeAgent
+# Answers of the kubelet /logs proxy after which the node-agent pod may still get the log:
+# RBAC without `nodes/proxy`, a kubelet that does not serve /logs (enableSystemLogHandler).
+_FALL_BACK_ON = frozenset({403, 404})
 
-    agent = NodeAgent(api_client, node, pod_options)
-    return DebugPodSource(where.node, agent, files, prefilter, since, until)
+
+@dataclass
+class ProxyOrPod:
+    """`--via auto` for a log under /var/log: the proxy; the node-agent pod when the proxy
+    refuses the node before serving anything (not when the node is down: no pod would
+    start there either)."""
+
+    proxy: ProxySource
+    make_pod_source: Callable[[], LogSource]
+    warn: Callable[[str], None]
+    used: LogSource | None = None
+
+    @property
+    def node(self) -> str:
+        return self.proxy.node
+
+    def size(self) -> int | None:
+        return None
+
+    def blocks(self) -> Iterator[Block]:
+        self.used = self.proxy
+        served = False
+        try:
+            for block in self.proxy.blocks():
+                served = True
+                yield block
+        except ProxyRefused as error:
+            if served or error.status not in _FALL_BACK_ON:
+                raise
+            self.warn(
+                f"note: {self.node}: the kubelet /logs proxy refused ({error.message}); "
+                "reading through a node-agent pod instead"
+            )
+            self.used = self.make_pod_source()
+            yield from self.used.blocks()
 
 
 _DONE = object()

@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from kubectl_audit.errors import ClusterError
 from kubectl_audit.kube.errors import api_call, api_error
 from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, is_gzip_name, new_backups
 from kubectl_audit.logs.sources import BLOCK_SIZE, Block, BrokenInput, read_blocks
-from kubectl_audit.status.logproxy import VAR_LOG, KubeletLogs
+from kubectl_audit.status.logproxy import VAR_LOG
 
 ROTATION_RETRIES = 5
 HEAD_BYTES = 64 << 10
+_HREF = re.compile(r'<a href="([^"]*)">')
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+)")
 
 
@@ -55,6 +56,10 @@ class ContentRange:
 class ProxyRefused(ClusterError):
     """The kubelet `/logs` endpoint did not serve a file (gone, forbidden, unreachable)."""
 
+    def __init__(self, message: str, hint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status  # the HTTP status, when there was an answer
+
 
 class KubeletFiles:
     """Streams files under one node's /var/log through the API server's node proxy."""
@@ -63,12 +68,15 @@ class KubeletFiles:
         self.api_client = api_client
         self.node = node
         self.timeout = timeout
-        self._lister = KubeletLogs(api_client, node, timeout=timeout)
         self.wire_bytes = 0  # file bytes received (what crossed the network)
 
     def list_names(self, directory: str) -> list[str]:
-        """File names in `directory` (an absolute path under /var/log)."""
-        return self._lister.list_dir(_relative(directory))
+        """File names in `directory` (an absolute path under /var/log): Go's FileServer
+        lists a directory as `<a href="NAME">` lines, subdirectories ending in `/`."""
+        path = directory.rstrip("/") + "/"
+        page = b"".join(self.chunks(path))
+        hrefs = _HREF.findall(page.decode("utf-8", "replace"))
+        return [unquote(href) for href in hrefs if not href.endswith("/")]
 
     def open(self, path: str, *, start: int = 0) -> Any:
         """The unread response for `path` from byte `start` (status 200, 206 or 416)."""
@@ -89,7 +97,7 @@ class KubeletFiles:
         error = ApiException(status=response.status, reason=response.reason)
         error.body = response.read()
         translated = api_error(error, f"read {path} on {self.node} through the kubelet /logs")
-        raise ProxyRefused(translated.message, hint=translated.hint)
+        raise ProxyRefused(translated.message, hint=translated.hint, status=response.status)
 
     def chunks(self, path: str, *, start: int = 0) -> Iterator[bytes]:
         """The bytes of `path` from `start`, 1 MiB at a time (nothing if it has no more)."""
@@ -133,7 +141,9 @@ def _relative(path: str) -> str:
     relative = posixpath.relpath(posixpath.normpath(path), VAR_LOG)
     if relative.startswith(".."):
         raise ProxyRefused(f"{path} is not under {VAR_LOG}, which is all the kubelet serves")
-    return "" if relative == "." else relative
+    if relative == ".":
+        return ""
+    return relative + "/" if path.endswith("/") else relative
 
 
 @dataclass

@@ -74,6 +74,14 @@ def test_one_control_plane_over_proxy_and_debug_pod(kubesim: Cluster) -> None:
         found = events(logs(kubesim, "--user", "alice", "-o", "jsonl", "--via", via))
         assert found == expected, via
 
+    # Without RBAC for the kubelet proxy, auto falls back to the node-agent pod (and says so).
+    kubesim.forbid("get", "nodes/proxy")
+    refused = logs(kubesim, "--user", "alice", "--via", "node-proxy")
+    assert refused.returncode == 1 and "cannot get nodes/proxy" in refused.stderr, refused.stderr
+    auto = logs(kubesim, "--user", "alice", "-o", "jsonl")
+    assert events(auto) == expected and "reading through a node-agent pod" in auto.stderr
+    kubesim.allow("get", "nodes/proxy")
+
     # The plugin's own requests show up: the node-agent pod's execs of the last query
     # (its grep on the node), and its listing of the nodes, in a table by node.
     execs = events(logs(kubesim, "--resource", "pods/exec", "-o", "jsonl"))

@@ -16,7 +16,7 @@ def test_content_range_as_go_net_http_writes_it() -> None:
 
 def test_paths_relative_to_var_log() -> None:
     assert _relative("/var/log/kubernetes/audit/audit.log") == "kubernetes/audit/audit.log"
-    assert _relative("/var/log//kubernetes/./audit/") == "kubernetes/audit"
+    assert _relative("/var/log//kubernetes/./audit/") == "kubernetes/audit/"  # a directory
     assert _relative("/var/log") == ""
     with pytest.raises(ProxyRefused, match="not under /var/log"):
         _relative("/var/log/../../etc/shadow")
