@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import click
 
+from kubectl_audit.cli.options import output_option, verbosity_option
 from kubectl_audit.errors import InputError, PolicyError, UsageError
 from kubectl_audit.policy.model import Decision, Finding, Policy, RequestAttributes
 from kubectl_audit.policy.presets import list_presets
@@ -146,14 +147,8 @@ Examples:
 @click.option(
     "--as-group", "as_groups", multiple=True, metavar="GROUP", help="A group of the user (repeat)."
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@output_option("text", "json", default="text")
+@verbosity_option
 def explain(
     verb: str,
     target: str,

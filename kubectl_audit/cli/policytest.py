@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from kubectl_audit.cli.options import output_option, verbosity_option
 from kubectl_audit.errors import InputError, UsageError
 from kubectl_audit.policy.presets import list_presets
 from kubectl_audit.policy.testsuite import TestResult
@@ -100,14 +101,8 @@ Exit status: 0 all tests pass, 1 a test fails or the policy does not load,
     help=f"Test a shipped preset ({', '.join(list_presets())}); then every argument is a "
     "test file (default: the preset's own tests).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@output_option("text", "json", default="text")
+@verbosity_option
 @click.pass_context
 def test(ctx: click.Context, paths: tuple[str, ...], preset: str | None, output: str) -> None:
     """Run policy unit tests: each request must get the expected level (and stages, rule).
