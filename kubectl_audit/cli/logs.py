@@ -247,7 +247,14 @@ def logs(
             if cluster is not None:
                 from kubectl_audit.logs import cluster as cluster_logs
 
-                cluster_logs.follow(cluster.tails(), matcher, renderer, problems, limit=limit)
+                cluster_logs.follow(
+                    cluster.tails(),
+                    matcher,
+                    renderer,
+                    problems,
+                    limit=limit,
+                    warn=lambda message: click.echo(message, err=True),
+                )
             else:
                 from kubectl_audit.logs import follow as following
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from kubectl_audit.errors import AuditError, UsageError
+from kubectl_audit.kube.errors import ApiUnreachable
 from kubectl_audit.logs.events import Event
 from kubectl_audit.logs.filters import Matcher
 from kubectl_audit.logs.nodefiles import LogFiles
@@ -177,6 +178,7 @@ class ClusterLogs:
                         source.log,
                         source.read_up_to,
                         source.backups_seen,
+                        source.current_first_line,
                     )
                 )
             elif isinstance(source, DebugPodSource):
@@ -383,14 +385,29 @@ def follow(
     limit: int | None = None,
     stop: Callable[[], bool] = lambda: False,
     interval: float = POLL_INTERVAL,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> None:
-    """Poll every node's tail; the events of one round are written in time order."""
+    """Poll every node's tail; the events of one round are written in time order.
+
+    A node that cannot be reached for a while (its apiserver or kubelet restarting) is
+    polled again the next round, from where it stopped; that is said once per outage.
+    """
     scanners = [Scanner(matcher, tail.node, problems) for tail in tails]
+    away: set[str] = set()
     while not stop():
         found: list[Event] = []
         for tail, scanner in zip(tails, scanners, strict=True):
-            for block in tail.poll():
-                found.extend(scanner.block_events(block))
+            try:
+                for block in tail.poll():
+                    found.extend(scanner.block_events(block))
+            except (ApiUnreachable, ProxyRefused) as error:
+                if isinstance(error, ProxyRefused) and (error.status or 0) < 500:
+                    raise
+                if tail.node not in away:
+                    warn(f"warning: {tail.node}: {error.message}; retrying")
+                    away.add(tail.node)
+                continue
+            away.discard(tail.node)
         found.sort(key=lambda e: e.key)
         for event in found:
             if limit is not None and renderer.count >= limit:

@@ -158,6 +158,7 @@ class ProxySource:
     leave_tail_to_follower: bool = False
     read_up_to: int | None = None  # offset after the current log's last complete line read
     backups_seen: tuple[str, ...] = field(default_factory=tuple)
+    current_first_line: bytes | None = None  # of the current log as read (its identity)
 
     def size(self) -> int | None:
         return None
@@ -197,7 +198,10 @@ class ProxySource:
                 seen = self.log.backups(names)
                 break
             first = next(chunks, b"")
-            if first and _first_line(first) == self._first_line(new[-1]):
+            opened = _first_line(first)
+            if opened is not None and opened == first_line_of(
+                self.files, self.log.directory, new[-1]
+            ):
                 yield from self._backups(new[:-1])
                 seen = seen + new[:-1]  # -f sees new[-1] as the rotation of what we read
                 chunks = itertools.chain([first], chunks)
@@ -209,7 +213,7 @@ class ProxySource:
                 chunks = self.files.chunks(path)  # the log keeps rotating: read what is there
         self.backups_seen = tuple(seen)
         end = 0
-        for block in read_blocks(chunks, where):
+        for block in read_blocks(self._identified(chunks), where):
             if not block.tail:
                 end = block.offset + block.stop
             elif self.leave_tail_to_follower and block.broken is None:
@@ -217,27 +221,38 @@ class ProxySource:
             yield block
         self.read_up_to = end
 
-    def _first_line(self, name: str) -> bytes | None:
-        """The first line of a backup (its first 64 KiB, gunzipped if need be)."""
-        path = posixpath.join(self.log.directory, name)
-        try:
-            response = self.files.open(path, start=0)
-        except ProxyRefused:
-            return None
-        head = bytearray()
-        chunks = self.files.body(response, path)
-        for chunk in chunks:
-            head += chunk
-            if len(head) >= HEAD_BYTES:
-                break
-        chunks.close()
-        if is_gzip_name(name):
-            head = bytearray(zlib.decompressobj(wbits=31).decompress(bytes(head)))
-        return _first_line(bytes(head))
+    def _identified(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        self.current_first_line = None
+        for index, chunk in enumerate(chunks):
+            if index == 0:
+                self.current_first_line = _first_line(chunk)
+            yield chunk
 
 
-def _first_line(data: bytes) -> bytes:
-    return data.split(b"\n", 1)[0]
+def first_line_of(files: KubeletFiles, directory: str, name: str) -> bytes | None:
+    """The first line of a log file (from its first 64 KiB, gunzipped if need be): what
+    tells one file from another across renames (its first event is unique)."""
+    path = posixpath.join(directory, name)
+    try:
+        response = files.open(path, start=0)
+    except ProxyRefused:
+        return None
+    head = bytearray()
+    chunks = files.body(response, path)
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= HEAD_BYTES:
+            break
+    chunks.close()
+    if is_gzip_name(name):
+        head = bytearray(zlib.decompressobj(wbits=31).decompress(bytes(head)))
+    return _first_line(bytes(head))
+
+
+def _first_line(data: bytes) -> bytes | None:
+    """The first complete line of `data` (None when there is none yet)."""
+    end = data.find(b"\n")
+    return data[:end] if end >= 0 else None
 
 
 def _file_chunks(
@@ -266,9 +281,11 @@ def _file_chunks(
 class ProxyTail:
     """`-f` through the kubelet: poll the listing and a byte range from the last offset.
 
-    Rotation shows as a new backup in the listing (or the current log shrinking): what the
-    old file got after our offset is read from that backup (gunzipped if it was compressed
-    already), then the new current log from its start.
+    Rotation shows as new backups in the listing (or the current log shrinking in place).
+    The file we were reading is the new backup that starts with the same first line: the
+    rest of it is read from our offset (gunzipped if it was compressed already). Other
+    new backups were written and rotated whole between two polls (or between a listing
+    and a read) and are read whole; then the new current log from its start.
     """
 
     node: str
@@ -276,6 +293,7 @@ class ProxyTail:
     log: LogFiles
     offset: int | None  # None: the scan did not read the current log; follow from its end
     backups: tuple[str, ...]
+    first_line: bytes | None = None  # of the file being read at `offset`: its identity
     _partial: bytes = b""
 
     def poll(self) -> Iterator[Block]:
@@ -284,21 +302,41 @@ class ProxyTail:
         if self.offset is None:
             self.offset = self._size(current) if self.log.current_name in names else 0
             self.backups = tuple(self.log.backups(names))
+            self.first_line = first_line_of(self.files, self.log.directory, self.log.current_name)
         new = new_backups(self.log, list(self.backups), names)
-        self.backups = tuple(self.log.backups(names))
-        for index, name in enumerate(new):
-            # The first new backup is the file we were reading; any later ones were
-            # written and rotated whole since the last poll.
-            skip = self.offset + len(self._partial) if index == 0 else 0
-            head = [self._partial] if index == 0 and self._partial else []
+        ours = self._ours(new)
+        for name in new:
             path = posixpath.join(self.log.directory, name)
             where = f"{self.node}:{path}"
-            chunks = itertools.chain(head, _file_chunks(self.files, path, name, where, skip))
-            yield from read_blocks(chunks, where, head_sniff=False)
-            self.offset, self._partial = 0, b""
+            # Each counts as seen only once read to its end: a poll that fails half-way
+            # (the API away) resumes in it, from the offset reached for ours.
+            if name == ours:
+                skip = self.offset + len(self._partial)
+                try:
+                    chunks = _file_chunks(self.files, path, name, where, skip)
+                    yield from self._lines(chunks, path)
+                except BrokenInput as error:  # pruned by maxbackup before we got to it
+                    yield Block(b"", where, -1, tail=True, broken=str(error))
+                if self._partial:
+                    yield Block(self._partial, where, self.offset, tail=True)
+                self.offset, self._partial, self.first_line = 0, b"", None
+            else:
+                chunks = _file_chunks(self.files, path, name, where)
+                yield from read_blocks(chunks, where, head_sniff=False)
+            self.backups += (name,)
         if self.log.current_name not in names:
             return  # between lumberjack's rename and its create
         yield from self._lines(self._range(current), current)
+
+    def _ours(self, new: list[str]) -> str | None:
+        """Which new backup is the file we were reading (None: it is still the current)."""
+        if not new or self.first_line is None:
+            # Nothing read yet from an empty current log: the first new backup was it.
+            return new[0] if new and not self.offset and not self._partial else None
+        for name in reversed(new):
+            if first_line_of(self.files, self.log.directory, name) == self.first_line:
+                return name
+        return None
 
     def _size(self, path: str) -> int:
         response = self.files.open(path)
@@ -315,9 +353,19 @@ class ProxyTail:
             span = ContentRange.parse(response.getheader("Content-Range"))
             if span is not None and span.size < start:  # shrank in place: read it again
                 self.offset, self._partial = 0, b""
-                yield from self.files.chunks(path)
+                yield from self._learning(self.files.chunks(path))
             return
-        yield from self.files.body(response, path, start=start)
+        chunks = self.files.body(response, path, start=start)
+        yield from self._learning(chunks) if start == 0 else chunks
+
+    def _learning(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """Chunks of a file read from its start, noting its first line (its identity)."""
+        head = b""
+        for chunk in chunks:
+            if self.first_line is None and len(head) < HEAD_BYTES:
+                head += chunk
+                self.first_line = _first_line(head)
+            yield chunk
 
     def _lines(self, chunks: Iterator[bytes], where: str) -> Iterator[Block]:
         assert self.offset is not None
