@@ -343,8 +343,12 @@ def test_incoming_message_over_32_mib_ends_the_connection(server):
 
 def test_cancelled_exec_aborts_the_socket_and_kills_only_its_process_group(server):
     marker = server.node_root / "tmp" / "detached-started"
+    # The detached process itself leaves the marker, after setsid: only then is it out of
+    # the exec's process group (a fork not yet past setsid would die with the group).
     script = (
-        "setsid sleep 4242 </dev/null >/dev/null 2>&1 & touch /host/tmp/detached-started; "
+        "setsid sh -c 'touch /host/tmp/detached-started; exec sleep 4242' "
+        "</dev/null >/dev/null 2>&1 & "
+        "while [ ! -e /host/tmp/detached-started ]; do sleep 0.01; done; "
         "echo started; exec sleep 4343"
     )
     ws = raw_exec(server, "command=sh&command=-c&command=" + quote(script), ["v5.channel.k8s.io"])
