@@ -106,6 +106,12 @@ def test_three_control_planes_one_at_a_time(kubesim_ha: Cluster) -> None:
         )
     again = enable(kubesim_ha)
     assert again.stdout.count(": unchanged:") == 3
+    changed = enable(kubesim_ha, "--preset", "metadata")
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.count(": changed: audit logging enabled") == 3
+    sha = hashlib.sha256(read_preset("metadata").encode()).hexdigest()
+    for node in kubesim_ha.control_plane_nodes:
+        assert sha in (kubesim_ha.node_root(node) / MANIFEST).read_text()
     disabled = kubectl_audit(kubesim_ha.kubeconfig, "disable", "--yes", *FAST)
     assert disabled.returncode == 0, disabled.stderr
     assert manifests(kubesim_ha) == before
@@ -308,6 +314,22 @@ def test_kubeadm_config_is_updated_both_ways(kubesim: Cluster) -> None:
         "ClusterConfiguration"
     ]
     assert text == cluster_configuration
+
+
+@pytest.mark.cluster
+def test_k3s_gets_its_own_instructions_instead_of_a_manifest_edit(kubesim: Cluster) -> None:
+    node = kubesim.control_plane_nodes[0]
+    core(kubesim).patch_node(
+        node, {"metadata": {"annotations": {"k3s.io/node-args": '["server"]'}}}
+    )
+    before = manifests(kubesim)
+    result = enable(kubesim)
+    assert result.returncode == 1
+    assert "looks like k3s" in result.stderr
+    assert "kube-apiserver-arg" in result.stderr and "systemctl restart k3s" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert manifests(kubesim) == before
+    assert our_pods(kubesim) == []
 
 
 def test_env_has_no_kubeconfig_leak() -> None:
