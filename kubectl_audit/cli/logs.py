@@ -87,7 +87,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     show_default=True,
     help="How to reach the nodes' logs: the kubelet /logs proxy (no privileged pod; the log "
     "must be under /var/log) or a short-lived node-agent pod that filters and compresses on "
-    "the node. auto: the proxy where it can.",
+    "the node. auto: the proxy where it can, the pod where the log is elsewhere or the "
+    "proxy is refused (RBAC, no /logs handler).",
 )
 @click.option(
     "--pod-namespace",
