@@ -288,19 +288,12 @@ class Rollout:
             except AuditError:
                 agent.discard(rundir)
                 raise
-            self.progress(f"[{name}] backed up kube-apiserver.yaml to {rundir}/")
+            except BaseException:  # Ctrl-C while preparing: undo what got done on the node
+                self._abort_or_keep(agent, pod, rundir, name)
+                raise
             try:
-                agent.commit(
-                    rundir,
-                    policy_path=opts.settings.policy_path,
-                    timeout=int(opts.timeout),
-                    settle=opts.settle,
-                    kubelet_period=opts.kubelet_period,
-                )
-            except (StreamLost, ClusterError) as error:
-                # Expected on one control plane: the swap stops the API server that carries
-                # this very exec stream. The node-side worker goes on; its result tells.
-                log.info("%s: the exec stream ended while starting the commit: %s", name, error)
+                self.progress(f"[{name}] backed up kube-apiserver.yaml to {rundir}/")
+                self._start_commit(agent, rundir, name)
             except BaseException:
                 self._abort_or_keep(agent, pod, rundir, name)
                 raise
@@ -320,8 +313,11 @@ class Rollout:
                     "its deadline, or run `kubectl audit cleanup` after that"
                 )
                 raise
-            if result.state == "died-before-swap":
-                agent.abort(rundir, policy_path=opts.settings.policy_path)
+            if result.state in ("died-before-swap", "not-started"):
+                try:
+                    agent.abort(rundir, policy_path=opts.settings.policy_path)
+                except NodeError:  # the commit did start after all: wait for it after all
+                    result = self._wait_for_result(agent, rundir, name)
         if result.state == "rolled-back":
             restored = (
                 "the previous manifest is running again"
@@ -356,6 +352,21 @@ class Rollout:
             new_hash=new_hash,
         )
 
+    def _start_commit(self, agent: NodeAgent, rundir: str, name: str) -> None:
+        opts = self.options
+        try:
+            agent.commit(
+                rundir,
+                policy_path=opts.settings.policy_path,
+                timeout=int(opts.timeout),
+                settle=opts.settle,
+                kubelet_period=opts.kubelet_period,
+            )
+        except (StreamLost, ClusterError) as error:
+            # Expected on one control plane: the swap stops the API server that carries this
+            # very exec stream. The node-side worker goes on; its result tells.
+            log.info("%s: the exec stream ended while starting the commit: %s", name, error)
+
     def _undo_after_lost_stream(self, agent: NodeAgent, rundir: str, name: str) -> None:
         """We do not know how far prepare got: abort (safe either way) once the API is back."""
         deadline = time.monotonic() + self.options.timeout
@@ -378,6 +389,7 @@ class Rollout:
         the node-side worker (and the pod it runs in) to finish on its own."""
         try:
             agent.abort(rundir, policy_path=self.options.settings.policy_path)
+            agent.discard(rundir)
         except AuditError:
             pod.keep()
             self.progress(
@@ -391,6 +403,7 @@ class Rollout:
         # The node may try two remedies and a rollback, each waiting up to `timeout`.
         deadline = time.monotonic() + 4 * self.options.timeout + 60
         last_error = ""
+        not_started_since: float | None = None
         while time.monotonic() < deadline:
             try:
                 result = agent.result(rundir)
@@ -398,7 +411,13 @@ class Rollout:
                 last_error = str(error)  # the API is restarting: expected, keep waiting
                 time.sleep(1)
                 continue
-            if result.state not in ("running", "not-started"):
+            if result.state == "not-started":
+                # The node has not seen the commit: its connection broke before the command
+                # ran. Give a command still in flight a few seconds to show up first.
+                not_started_since = not_started_since or time.monotonic()
+                if time.monotonic() - not_started_since >= 5:
+                    return result
+            elif result.state != "running":
                 return result
             time.sleep(1)
         raise NodeError(

@@ -29,28 +29,9 @@ def exec_in_pod(
     `stdin` is sent whole, then closed where the protocol allows it (v5.channel.k8s.io);
     with v4 the command must stop reading by itself (`head -c N`).
     """
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.stream import stream
     from websocket import WebSocketException
 
-    try:
-        client = stream(
-            core_api.connect_get_namespaced_pod_exec,
-            pod,
-            namespace,
-            container=container,
-            command=list(argv),
-            stdin=stdin is not None,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            binary=True,
-            _preload_content=False,
-        )
-    except ApiException as error:
-        if error.status == 0:
-            raise StreamLost(str(error.reason)) from None
-        raise
+    client = open_exec(core_api, namespace, pod, container, argv, stdin=stdin is not None)
     stdout = bytearray()
     stderr = bytearray()
     deadline = time.monotonic() + timeout
@@ -84,6 +65,43 @@ def exec_in_pod(
             client.close()
         except (OSError, WebSocketException) as error:
             log.debug("the exec stream was already gone when closing it: %s", error)
+
+
+def open_exec(
+    core_api,  # kubernetes.client.CoreV1Api
+    namespace: str,
+    pod: str,
+    container: str,
+    argv: Sequence[str],
+    *,
+    stdin: bool,
+):  # -> kubernetes.stream.ws_client.WSClient
+    """The websocket of an exec, binary-safe; StreamLost when the API cannot be reached."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream import stream
+
+    try:
+        return stream(
+            core_api.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            container=container,
+            command=list(argv),
+            stdin=stdin,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            binary=True,
+            _preload_content=False,
+        )
+    except ApiException as error:
+        # The client turns *everything* raised while connecting into ApiException(0),
+        # Ctrl-C included: give the interrupt back, or it would pass for a lost stream.
+        if isinstance(error.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        if error.status == 0:
+            raise StreamLost(str(error.reason) or "no connection") from None
+        raise
 
 
 def _send_stdin(client, data: bytes) -> None:  # client: kubernetes.stream.ws_client.WSClient
@@ -132,29 +150,10 @@ class ExecStream:
         self.close()
 
     def _open(self):  # -> kubernetes.stream.ws_client.WSClient
-        from kubernetes.client.exceptions import ApiException
-        from kubernetes.stream import stream
         from websocket import WebSocketException
 
         core_api, namespace, pod, container, argv = self._args
-        try:
-            client = stream(
-                core_api.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                container=container,
-                command=argv,
-                stdin=self._stdin is not None,
-                stdout=True,
-                stderr=True,
-                tty=False,
-                binary=True,
-                _preload_content=False,
-            )
-        except ApiException as error:
-            if error.status == 0:
-                raise StreamLost(str(error.reason)) from None
-            raise
+        client = open_exec(core_api, namespace, pod, container, argv, stdin=self._stdin is not None)
         self._client = client
         if self._stdin is not None:
             try:

@@ -213,6 +213,42 @@ def test_the_node_finishes_when_the_client_dies_after_the_swap(kubesim: Cluster)
 
 
 @pytest.mark.cluster
+def test_ctrl_c_before_the_swap_leaves_the_node_unchanged_or_finishing(kubesim: Cluster) -> None:
+    node = kubesim.control_plane_nodes[0]
+    root = kubesim.node_root(node)
+    original = (root / MANIFEST).read_bytes()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kubectl_audit", "enable", "--yes", *FAST,
+         "--kubeconfig", str(kubesim.kubeconfig)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "backed up kube-apiserver.yaml" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    process.wait(timeout=120)
+    stderr = "".join(seen) + rest
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lock = root / "etc/kubernetes/tmp/kubectl-audit.lock"
+    if "nothing was changed" in stderr:
+        assert (root / MANIFEST).read_bytes() == original
+        assert not (root / POLICY).exists()
+        assert not lock.exists()
+        assert not (root / "etc/kubernetes/manifests/.kube-apiserver.yaml.kubectl-audit").exists()
+        assert our_pods(kubesim) == []
+    else:
+        assert "on its own" in stderr, stderr
+        kubesim.wait_for(lambda: not lock.exists(), timeout=60, what="the node to finish")
+        (result,) = (root / "etc/kubernetes/tmp").glob("kubectl-audit-*/result")
+        assert result.read_text().startswith("state\tcommitted")
+
+
+@pytest.mark.cluster
 def test_unpullable_image_is_explained_and_leaves_no_pod(kubesim: Cluster) -> None:
     kubesim.make_image_unpullable("registry.example.com/tools:1")
     result = enable(kubesim, "--image", "registry.example.com/tools:1")
