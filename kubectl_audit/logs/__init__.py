@@ -26,6 +26,7 @@ Decisions, where the issue left room:
   in its own and its predecessor's name, with 5 minutes of slack for buffered writers.
   Inside a file, 1 MiB blocks whose first and last events lie more than a minute outside
   the window are skipped without parsing (a log is written in time order).
-* Reading the cluster (kubelet /logs proxy, debug pod) is not in this build:
-  `sources.cluster_sources` is the seam, and says so at run time (exit 2).
+* Reading the cluster: `cluster.py` finds each control-plane node's log from its running
+  apiserver's flags and reads it through the kubelet /logs proxy (under /var/log) or the
+  node-agent pod (grep -F prefilter and gzip on the node), nodes in parallel.
 """

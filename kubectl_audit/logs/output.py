@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
-import orjson
-
+from kubectl_audit import jsonfast
 from kubectl_audit.logs.events import Event
 
 TABLE_BATCH = 200
@@ -148,7 +147,7 @@ class JsonRenderer:
         else:
             self.out.write(b",\n")
         self.count += 1
-        item = orjson.dumps(event.data, option=orjson.OPT_INDENT_2)
+        item = jsonfast.dumps(event.data, pretty=True)
         self.out.write(b"    " + item.replace(b"\n", b"\n    "))
 
     def flush(self) -> None:

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import orjson
-
+from kubectl_audit import jsonfast
 from kubectl_audit.logs.events import Event, datetime_of_key, is_audit_event
 from kubectl_audit.logs.fastfind import finder
 from kubectl_audit.logs.filters import Matcher
@@ -194,8 +193,8 @@ class Scanner:
         self, line: bytes, block: Block, start: int, *, tail: bool = False
     ) -> Iterator[Event]:
         try:
-            data = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            data = jsonfast.loads(line)
+        except jsonfast.JSONDecodeError:
             kind = "truncated" if tail else "not_json"
             self.problems.add(kind, block.origin, block.offset + _offset(block, line, start))
             return

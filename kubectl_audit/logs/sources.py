@@ -7,8 +7,7 @@ Blocks instead of single lines because the prefilter searches a whole block at C
 Implemented here: `FileSet` (a current log and its lumberjack backups, gzipped or not,
 skipping backups outside the time window by the timestamp in their names) and
 `StreamSource` (stdin). The cluster sources (kubelet `/logs` node proxy, debug pod with a
-`grep -F` prefilter on the node) plug in behind the same protocol; `cluster_sources`
-says clearly that this build does not have them yet.
+`grep -F` prefilter on the node) plug in behind the same protocol: see `logs/cluster.py`.
 
 Whole-file JSON documents (a pretty-printed event, a JSON array of events, an EventList)
 are detected by their first line not being a JSON value on its own, parsed whole (up to
@@ -24,14 +23,13 @@ import re
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-import orjson
-
+from kubectl_audit import jsonfast
 from kubectl_audit.errors import InputError
 
 BLOCK_SIZE = 1 << 20
@@ -193,8 +191,8 @@ def _read_chunks(handle: BinaryIO, where: str, size: int = 0) -> Iterator[bytes]
 
 def _json_object(line: bytes) -> bool:
     try:
-        return isinstance(orjson.loads(line), dict)
-    except orjson.JSONDecodeError:
+        return isinstance(jsonfast.loads(line), dict)
+    except jsonfast.JSONDecodeError:
         return False
 
 
@@ -219,13 +217,13 @@ def _looks_like_document(head: bytes) -> bool:
 def _document_lines(document: bytes | bytearray) -> bytes | None:
     """A whole-file JSON document as compact event lines, or None if it is not one."""
     try:
-        value = orjson.loads(document)
-    except orjson.JSONDecodeError:
+        value = jsonfast.loads(document)
+    except jsonfast.JSONDecodeError:
         return None
     if isinstance(value, dict) and isinstance(value.get("items"), list):
         value = value["items"]
     items = value if isinstance(value, list) else [value]
-    return b"".join(orjson.dumps(item) + b"\n" for item in items)
+    return b"".join(jsonfast.dumps(item) + b"\n" for item in items)
 
 
 def read_blocks(chunks: Iterator[bytes], where: str, *, head_sniff: bool = True) -> Iterator[Block]:
@@ -495,33 +493,3 @@ def _labels(groups: dict[tuple[Path, str, str], set[Path]]) -> dict[tuple[Path, 
             label = f"{identity[0].name or identity[0]}/{label}"
         labels[identity] = label
     return labels
-
-
-# --- the cluster -------------------------------------------------------------------------
-
-
-class SourceUnavailable(InputError):
-    """A way of reading logs that this build cannot do (exit 2)."""
-
-
-def cluster_sources(
-    kube: object, nodes: Sequence[str], via: str, literals: Callable[[], tuple[bytes, ...]]
-) -> list[LogSource]:
-    """One LogSource per control-plane node (kubelet `/logs` proxy or a debug pod).
-
-    Contract for the implementation that plugs in here (not in this build):
-    * a source per node, `node` = the Node name, `blocks()` = its current log and backups
-      oldest first, each file cut by `read_blocks(chunks, "<node>:<path>")` (so documents,
-      truncated tails and gzip are handled exactly as for files);
-    * `via="node-proxy"`: GET `/api/v1/nodes/<node>/proxy/logs/<path under /var/log>`,
-      backups found in the directory listing the same endpoint serves, filtered by
-      `sources._window` like files;
-    * `via="debug-pod"`: on the node, `grep -F -e L1 -e L2 ... FILES | gzip -1` with
-      `literals()` (a superset of the matches: the exact filter still runs here);
-    * `via="auto"`: the proxy when the log is under /var/log, else the debug pod.
-    """
-    raise SourceUnavailable(
-        "reading audit logs from the cluster is not available in this build yet",
-        hint="export the logs from the control-plane nodes and read them with "
-        "--file PATH (e.g. --file audit.log, which also reads its rotated backups)",
-    )

@@ -171,17 +171,16 @@ def _subprocess(*args: str, stdin: bytes | None = None) -> subprocess.CompletedP
     )
 
 
-def test_subprocess_missing_file_and_cluster_mode_exit_2(tmp_path: Path) -> None:
+def test_subprocess_missing_file_and_bad_kubeconfig(tmp_path: Path) -> None:
     missing = _subprocess("--file", str(tmp_path / "nope.log"))
     assert missing.returncode == 2
     assert missing.stderr.decode().startswith(f"error: {tmp_path / 'nope.log'}: no such file")
     assert b"Traceback" not in missing.stderr
     directory = _subprocess("--file", str(tmp_path))
     assert directory.returncode == 2 and b"is a directory" in directory.stderr
-    cluster = _subprocess("--user", "alice")
-    assert cluster.returncode == 2
-    assert b"not available in this build yet" in cluster.stderr
-    assert b"--file" in cluster.stderr
+    cluster = _subprocess("--user", "alice", "--kubeconfig", str(tmp_path / "none"))
+    assert cluster.returncode == 1
+    assert b"kubeconfig" in cluster.stderr and b"Traceback" not in cluster.stderr
 
 
 def test_subprocess_reads_and_filters(tmp_path: Path) -> None:
