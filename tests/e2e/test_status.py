@@ -162,7 +162,10 @@ def test_single_control_plane_off_on_deep_and_a_hand_broken_log_mount(kubesim: C
     assert "fix: mount the log's directory from the host" in broken.stdout
     assert broken.stdout.splitlines()[1].split()[1] == "broken"
 
-    # A manifest edit the kubelet cannot read: the old apiserver keeps running, --deep says so.
+    # A manifest edit the kubelet cannot read: --deep says so while the old apiserver still
+    # runs. (A real kubelet drops a pod whose file no longer parses at its next relist, so
+    # this is the window before that: the kubelet here has not noticed the edit yet.)
+    kubesim.kubelet_needs_restart(node)
     manifest = kubesim.node_root(node) / MANIFEST
     manifest.write_text(manifest.read_text() + "  bad: [\n")
     typo = status(kubesim, "--deep", "--no-pod")
