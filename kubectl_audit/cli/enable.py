@@ -79,6 +79,12 @@ def node_access_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _rotation_option(name: str, default: int, help_text: str) -> Callable[[Any], Any]:
+    return click.option(
+        name, default=default, show_default=True, type=click.IntRange(0), help=help_text
+    )
+
+
 def _read_policy(policy_file: str | None, preset: str | None) -> tuple[bytes, str]:
     from kubectl_audit.policy.presets import preset_source, read_preset
 
@@ -282,27 +288,9 @@ def _settings(
     show_default=True,
     help="The audit log file on each node (its directory is mounted).",
 )
-@click.option(
-    "--max-size",
-    default=DEFAULT_MAX_SIZE,
-    show_default=True,
-    type=click.IntRange(0),
-    help="--audit-log-maxsize in MiB (CIS: >= 100).",
-)
-@click.option(
-    "--max-backup",
-    default=DEFAULT_MAX_BACKUP,
-    show_default=True,
-    type=click.IntRange(0),
-    help="--audit-log-maxbackup (CIS: >= 10).",
-)
-@click.option(
-    "--max-age",
-    default=DEFAULT_MAX_AGE,
-    show_default=True,
-    type=click.IntRange(0),
-    help="--audit-log-maxage in days (CIS: >= 30).",
-)
+@_rotation_option("--max-size", DEFAULT_MAX_SIZE, "--audit-log-maxsize in MiB (CIS: >= 100).")
+@_rotation_option("--max-backup", DEFAULT_MAX_BACKUP, "--audit-log-maxbackup (CIS: >= 10).")
+@_rotation_option("--max-age", DEFAULT_MAX_AGE, "--audit-log-maxage in days (CIS: >= 30).")
 @click.option("--compress", is_flag=True, help="gzip rotated logs (--audit-log-compress).")
 @click.option("--force", is_flag=True, help="Proceed despite stray files in the manifests folder.")
 @click.option(
