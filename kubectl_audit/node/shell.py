@@ -44,7 +44,6 @@ class StreamLost(ClusterError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(
-            f"the connection to the API server was lost while a command ran on the node "
-            f"({detail})",
+            f"the connection to the API server was lost while a command ran on the node ({detail})",
             hint="the API server may be restarting; run the command again in a minute",
         )
