@@ -24,6 +24,10 @@ def connect(options: KubeOptions):  # -> kubernetes.client.ApiClient
         ) from None
 
     path = options.kubeconfig
+    if path is not None and not os.path.exists(path):
+        raise ClusterError(
+            f"kubeconfig {path} not found", hint="check the path given to --kubeconfig"
+        )
     if path is None and not _default_kubeconfig_exists():
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config()
