@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -18,6 +20,7 @@ from kubectl_audit.apiserver.settings import (
 )
 from kubectl_audit.cli.options import KubeOptions, kube_options, output_option, verbosity_option
 from kubectl_audit.errors import InputError, UsageError
+from kubectl_audit.node.debugpod import DebugPodOptions
 from kubectl_audit.render import to_json
 
 MAX_TIMEOUT = 30 * 60
@@ -39,8 +42,44 @@ def _progress(message: str) -> None:
     click.echo(message, err=True)
 
 
+@dataclass(frozen=True)
+class NodeAccess:
+    """How commands reach nodes and how long they wait: the node-agent pod's namespace,
+    image and pull secrets, and the health timings of a rollout."""
+
+    namespace: str
+    image: str | None
+    image_pull_secrets: tuple[str, ...]
+    timeout: float
+    settle: int
+    kubelet_period: int
+
+    def pod_options(self) -> DebugPodOptions:
+        return DebugPodOptions(
+            namespace=self.namespace,
+            image=self.image,
+            image_pull_secrets=self.image_pull_secrets,
+            start_timeout=min(self.timeout, 180.0),
+        )
+
+
 def node_access_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """How we reach nodes: the node-agent pod's namespace, image and pull secrets."""
+    """Adds the node-agent pod and timing options and passes `access: NodeAccess`."""
+
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        namespace: str,
+        image: str | None,
+        image_pull_secrets: tuple[str, ...],
+        timeout: float,
+        settle: int,
+        kubelet_period: int,
+        **kwargs: Any,
+    ) -> Any:
+        access = NodeAccess(namespace, image, image_pull_secrets, timeout, settle, kubelet_period)
+        return func(*args, access=access, **kwargs)
+
     for option in reversed(
         (
             click.option(
@@ -75,8 +114,8 @@ def node_access_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--kubelet-period", default=20, hidden=True, type=click.IntRange(1, 600)),
         )
     ):
-        func = option(func)
-    return func
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _rotation_option(name: str, default: int, help_text: str) -> Callable[[Any], Any]:
@@ -120,6 +159,7 @@ def _confirm(what: str, nodes: int, assume_yes: bool) -> None:
 def _run(
     mode: str,
     kube: KubeOptions,
+    access: NodeAccess,
     settings: AuditSettings,
     policy: bytes | None,
     nodes: tuple[str, ...],
@@ -130,16 +170,9 @@ def _run(
     take_over: bool,
     persist: bool,
     output: str,
-    pod_namespace: str,
-    image: str | None,
-    image_pull_secrets: tuple[str, ...],
-    timeout: float,
-    settle: int,
-    kubelet_period: int,
 ) -> int:
     from kubectl_audit.controlplane import read_control_plane
     from kubectl_audit.kube.client import connect
-    from kubectl_audit.node.debugpod import DebugPodOptions
     from kubectl_audit.rollout import Rollout, RolloutOptions, RolloutReport
 
     api = connect(kube)
@@ -152,18 +185,13 @@ def _run(
         mode=mode,  # type: ignore[arg-type]
         settings=settings,
         policy=policy,
-        pod=DebugPodOptions(
-            namespace=pod_namespace,
-            image=image,
-            image_pull_secrets=image_pull_secrets,
-            start_timeout=min(timeout, 180.0),
-        ),
+        pod=access.pod_options(),
         dry_run=dry_run,
         force=force,
         take_over=take_over,
-        timeout=timeout,
-        settle=settle,
-        kubelet_period=kubelet_period,
+        timeout=access.timeout,
+        settle=access.settle,
+        kubelet_period=access.kubelet_period,
     )
     rollout = Rollout(api, control_plane, selected, options, _progress)
     report = RolloutReport(mode=options.mode, dry_run=dry_run)
@@ -324,12 +352,7 @@ def enable(
     take_over: bool,
     no_persist: bool,
     output: str,
-    namespace: str,
-    image: str | None,
-    image_pull_secrets: tuple[str, ...],
-    timeout: float,
-    settle: int,
-    kubelet_period: int,
+    access: NodeAccess,
 ) -> int:
     """Turn on API-server audit logging on every control-plane node, one at a time.
 
@@ -351,11 +374,9 @@ def enable(
         policy_path, log_path, max_size, max_backup, max_age, compress, policy_sha256(policy)
     )
     return _run(
-        "enable", kube, settings, policy, nodes,
+        "enable", kube, access, settings, policy, nodes,
         dry_run=dry_run, assume_yes=assume_yes, force=force, take_over=take_over,
-        persist=not no_persist, output=output, pod_namespace=namespace, image=image,
-        image_pull_secrets=image_pull_secrets, timeout=timeout, settle=settle,
-        kubelet_period=kubelet_period,
+        persist=not no_persist, output=output,
     )  # fmt: skip
 
 
@@ -377,12 +398,7 @@ def disable(
     force: bool,
     no_persist: bool,
     output: str,
-    namespace: str,
-    image: str | None,
-    image_pull_secrets: tuple[str, ...],
-    timeout: float,
-    settle: int,
-    kubelet_period: int,
+    access: NodeAccess,
 ) -> int:
     """Remove exactly what `enable` added, with the same safety.
 
@@ -391,11 +407,9 @@ def disable(
     The policy file and the logs stay on the nodes. Exit status as for enable.
     """
     return _run(
-        "disable", kube, AuditSettings(), None, nodes,
+        "disable", kube, access, AuditSettings(), None, nodes,
         dry_run=dry_run, assume_yes=assume_yes, force=force, take_over=False,
-        persist=not no_persist, output=output, pod_namespace=namespace, image=image,
-        image_pull_secrets=image_pull_secrets, timeout=timeout, settle=settle,
-        kubelet_period=kubelet_period,
+        persist=not no_persist, output=output,
     )  # fmt: skip
 
 
@@ -414,12 +428,7 @@ def cleanup(
     kube: KubeOptions,
     locks: bool,
     output: str,
-    namespace: str,
-    image: str | None,
-    image_pull_secrets: tuple[str, ...],
-    timeout: float,
-    settle: int,
-    kubelet_period: int,
+    access: NodeAccess,
 ) -> int:
     """Delete node-agent pods kubectl-audit left behind, in every namespace, and stale locks.
 
@@ -429,18 +438,14 @@ def cleanup(
     from kubectl_audit.cleanup import remove_stale_locks, remove_stray_pods
     from kubectl_audit.controlplane import read_control_plane
     from kubectl_audit.kube.client import connect
-    from kubectl_audit.node.debugpod import DebugPodOptions
 
     api = connect(kube)
     pods = remove_stray_pods(api)
     removed_locks: list[str] = []
     if locks:
         control_plane = read_control_plane(api)
-        pod_options = DebugPodOptions(
-            namespace=namespace, image=image, image_pull_secrets=image_pull_secrets
-        )
         removed_locks = remove_stale_locks(
-            api, control_plane.control_plane_nodes(), pod_options, _progress
+            api, control_plane.control_plane_nodes(), access.pod_options(), _progress
         )
     if output == "json":
         click.echo(to_json({"deletedPods": pods, "removedLocks": removed_locks}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from kubectl_audit.cli.options import KubeOptions
 from kubectl_audit.errors import ClusterError
@@ -33,14 +34,17 @@ def connect(options: KubeOptions):  # -> kubernetes.client.ApiClient
             config.load_incluster_config()
             from kubernetes.client import ApiClient
 
-            return ApiClient()
+            api_client = ApiClient()
+            if options.request_timeout:
+                _apply_request_timeout(api_client, options.request_timeout)
+            return api_client
         where = os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise ClusterError(
             f"no kubeconfig found at {where}",
             hint="point --kubeconfig or KUBECONFIG at your cluster's kubeconfig",
         )
     try:
-        return config.new_client_from_config(config_file=path, context=options.context)
+        api_client = config.new_client_from_config(config_file=path, context=options.context)
     except ConfigException as error:
         where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise ClusterError(
@@ -52,6 +56,22 @@ def connect(options: KubeOptions):  # -> kubernetes.client.ApiClient
         raise ClusterError(
             f"kubeconfig {path} not found", hint="check the path given to --kubeconfig"
         ) from None
+    if options.request_timeout:
+        _apply_request_timeout(api_client, options.request_timeout)
+    return api_client
+
+
+def _apply_request_timeout(api_client: Any, seconds: float) -> None:
+    """--request-timeout for every REST request that does not set its own.
+
+    The client passes an explicit `timeout=None` to urllib3 when a call gives no
+    `_request_timeout`, which overrides any pool default, so the default goes in here."""
+    send = api_client.rest_client.request
+
+    def request(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return send(*args, _request_timeout=_request_timeout or seconds, **kwargs)
+
+    api_client.rest_client.request = request
 
 
 def _default_kubeconfig_exists() -> bool:
