@@ -415,6 +415,12 @@ def disable(
 
 @click.command()
 @click.option(
+    "--all",
+    "include_active",
+    is_flag=True,
+    help="Also delete node-agent pods that may still be working (before their deadline).",
+)
+@click.option(
     "--locks/--no-locks",
     default=True,
     show_default=True,
@@ -426,21 +432,24 @@ def disable(
 @verbosity_option
 def cleanup(
     kube: KubeOptions,
+    include_active: bool,
     locks: bool,
     output: str,
     access: NodeAccess,
 ) -> int:
     """Delete node-agent pods kubectl-audit left behind, in every namespace, and stale locks.
 
-    Pods are found by the label app.kubernetes.io/managed-by=kubectl-audit. A node lock is
-    stale when it is older than the longest run enable can make (2 hours).
+    Pods are found by the label app.kubernetes.io/managed-by=kubectl-audit. Pods still
+    inside their deadline are kept unless --all: one may carry the node-side watcher of an
+    interrupted enable, which must finish or roll back. A node lock is stale when it is
+    older than the longest run enable can make (2 hours).
     """
     from kubectl_audit.cleanup import remove_stale_locks, remove_stray_pods
     from kubectl_audit.controlplane import read_control_plane
     from kubectl_audit.kube.client import connect
 
     api = connect(kube)
-    pods = remove_stray_pods(api)
+    pods = remove_stray_pods(api, include_active=include_active)
     removed_locks: list[str] = []
     if locks:
         control_plane = read_control_plane(api)

@@ -205,10 +205,15 @@ def test_the_node_finishes_when_the_client_dies_after_the_swap(kubesim: Cluster)
         kubesim, node
     )
     assert not (root / "etc/kubernetes/tmp/kubectl-audit.lock").exists()
-    # The node-agent pod was left to finish the job; cleanup removes it.
-    assert our_pods(kubesim)
+    # The node-agent pod was left to finish the job: cleanup keeps it until its deadline
+    # (it may still carry a watcher), and removes it with --all.
+    kept = our_pods(kubesim)
+    assert kept
     cleaned = kubectl_audit(kubesim.kubeconfig, "cleanup", "--no-locks")
     assert cleaned.returncode == 0, cleaned.stderr
+    assert our_pods(kubesim) == kept
+    forced = kubectl_audit(kubesim.kubeconfig, "cleanup", "--no-locks", "--all")
+    assert forced.returncode == 0, forced.stderr
     assert our_pods(kubesim) == []
 
 
