@@ -42,6 +42,33 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def pod_conditions(
+    *,
+    started: str | None,
+    sandbox_ready: bool,
+    sandbox_since: str | None,
+    ready: bool,
+    ready_since: str | None,
+) -> list[dict[str, Any]]:
+    """The five conditions the kubelet reports for a pod, in its order."""
+
+    def condition(kind: str, status: bool, since: str | None) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "status": "True" if status else "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": since,
+        }
+
+    return [
+        condition("PodReadyToStartContainers", sandbox_ready, sandbox_since),
+        condition("Initialized", True, started),
+        condition("Ready", ready, ready_since),
+        condition("ContainersReady", ready, ready_since),
+        condition("PodScheduled", True, started),
+    ]
+
+
 def stamp(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -357,38 +384,13 @@ class StaticPodWorker:
         created = any(c for c in self.containers)
         return {
             "phase": "Running" if created else "Pending",
-            "conditions": [
-                {
-                    "type": "PodReadyToStartContainers",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": stamp(self.started),
-                },
-                {
-                    "type": "Initialized",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": stamp(self.started),
-                },
-                {
-                    "type": "Ready",
-                    "status": "True" if ready else "False",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": since,
-                },
-                {
-                    "type": "ContainersReady",
-                    "status": "True" if ready else "False",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": since,
-                },
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": stamp(self.started),
-                },
-            ],
+            "conditions": pod_conditions(
+                started=stamp(self.started),
+                sandbox_ready=True,
+                sandbox_since=stamp(self.started),
+                ready=ready,
+                ready_since=since,
+            ),
             "hostIP": node.ip,
             "hostIPs": [{"ip": node.ip}],
             "podIP": node.ip,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.kubesim import apiserver, cri
-from tests.kubesim.kubelet import image_ref, now, stamp
+from tests.kubesim.kubelet import image_ref, now, pod_conditions, stamp
 
 if TYPE_CHECKING:
     from tests.kubesim.kubelet import Kubelet
@@ -156,38 +156,13 @@ class PodRunner:
             container_status["imageID"] = f"{image.rsplit(':', 1)[0]}@{self.record.image_ref}"
         status: dict[str, Any] = {
             "phase": phase,
-            "conditions": [
-                {
-                    "type": "PodReadyToStartContainers",
-                    "status": "True" if self.sandbox else "False",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": condition_time,
-                },
-                {
-                    "type": "Initialized",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": stamp(self.started),
-                },
-                {
-                    "type": "Ready",
-                    "status": "True" if ready else "False",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": condition_time,
-                },
-                {
-                    "type": "ContainersReady",
-                    "status": "True" if ready else "False",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": condition_time,
-                },
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": stamp(self.started),
-                },
-            ],
+            "conditions": pod_conditions(
+                started=stamp(self.started),
+                sandbox_ready=bool(self.sandbox),
+                sandbox_since=condition_time,
+                ready=ready,
+                ready_since=condition_time,
+            ),
             "hostIP": node.ip,
             "hostIPs": [{"ip": node.ip}],
             "startTime": stamp(self.started),

@@ -884,21 +884,7 @@ class ApiServer:
     async def _pod_log(self, exchange: Exchange) -> web.StreamResponse:
         info, request = exchange.info, exchange.request
         pod = self._existing(exchange)
-        containers = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
-        container = request.query.get("container") or (
-            containers[0] if len(containers) == 1 else ""
-        )
-        if not container:
-            raise ApiError(
-                400,
-                "BadRequest",
-                f"a container name must be specified for pod {info.name}, choose one of:"
-                f" [{' '.join(containers)}]",
-            )
-        if container not in containers:
-            raise ApiError(
-                400, "BadRequest", f"container {container} is not valid for pod {info.name}"
-            )
+        container = _chosen_container(pod, request.query.get("container"), info.name)
         node = self._node(pod.get("spec", {}).get("nodeName", ""))
         previous = request.query.get("previous", "").lower() in ("1", "true")
         lines = (
@@ -943,19 +929,7 @@ class ApiServer:
         pod = self._existing(exchange)
         query = request.query
         argv = query.getall("command", [])
-        containers = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
-        container = query.get("container") or (containers[0] if len(containers) == 1 else "")
-        if not container:
-            raise ApiError(
-                400,
-                "BadRequest",
-                f"a container name must be specified for pod {info.name}, choose one of:"
-                f" [{' '.join(containers)}]",
-            )
-        if container not in containers:
-            raise ApiError(
-                400, "BadRequest", f"container {container} is not valid for pod {info.name}"
-            )
+        container = _chosen_container(pod, query.get("container"), info.name)
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
             raise ApiError(
@@ -997,3 +971,20 @@ class ApiServer:
             stderr=flag("stderr", True),
             tty=flag("tty", False),
         )
+
+
+def _chosen_container(pod: dict, asked: str | None, pod_name: str) -> str:
+    """The `container` query parameter, defaulted as the API server does for one-container
+    pods, with its 400 texts otherwise."""
+    containers = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
+    container = asked or (containers[0] if len(containers) == 1 else "")
+    if not container:
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"a container name must be specified for pod {pod_name}, choose one of:"
+            f" [{' '.join(containers)}]",
+        )
+    if container not in containers:
+        raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {pod_name}")
+    return container
