@@ -286,7 +286,7 @@ class Rollout:
                     hint="run the command again once `kubectl get --raw /readyz` answers",
                 ) from None
             except AuditError:
-                agent.discard(rundir)
+                self._tidy(agent, rundir, name)
                 raise
             except BaseException:  # Ctrl-C while preparing: undo what got done on the node
                 self._abort_or_keep(agent, pod, rundir, name)
@@ -366,6 +366,14 @@ class Rollout:
             # Expected on one control plane: the swap stops the API server that carries this
             # very exec stream. The node-side worker goes on; its result tells.
             log.info("%s: the exec stream ended while starting the commit: %s", name, error)
+
+    def _tidy(self, agent: NodeAgent, rundir: str, name: str) -> None:
+        """Prepare was refused (lock held, manifest changed): nothing of ours is on the node
+        but the uploaded files. Remove them if the API lets us; the refusal is what matters."""
+        try:
+            agent.discard(rundir)
+        except ClusterError as error:
+            log.warning("%s: could not remove %s (%s)", name, rundir, error.message)
 
     def _undo_after_lost_stream(self, agent: NodeAgent, rundir: str, name: str) -> None:
         """We do not know how far prepare got: abort (safe either way) once the API is back."""

@@ -32,6 +32,7 @@ CONTAINER = "agent"
 HOST_ROOT = "/host"
 DEFAULT_IMAGE = "docker.io/library/busybox:1.37"
 # Images that carry a shell, `sleep` and `chroot`: worth reusing when already on the node.
+_DELETE_PATIENCE = 30.0  # seconds
 _SHELL_IMAGES = ("busybox", "alpine", "debian", "ubuntu", "fedora", "almalinux", "rockylinux")
 
 
@@ -209,17 +210,33 @@ class DebugPod:
     def delete(self) -> None:
         if not self._created:
             return
-        try:
-            with api_call(f"delete pod {self.options.namespace}/{self.name}"):
-                self.core.delete_namespaced_pod(
-                    self.name, self.options.namespace, grace_period_seconds=0
+        # The API may be away for a few seconds (an apiserver restarting): wait that out
+        # rather than leave a privileged pod behind until its deadline.
+        deadline = time.monotonic() + _DELETE_PATIENCE
+        while True:
+            try:
+                with api_call(f"delete pod {self.options.namespace}/{self.name}"):
+                    self.core.delete_namespaced_pod(
+                        self.name, self.options.namespace, grace_period_seconds=0
+                    )
+            except NotFound:
+                log.debug("pod %s/%s was already gone", self.options.namespace, self.name)
+            except ApiUnreachable:
+                if time.monotonic() < deadline:
+                    time.sleep(1)
+                    continue
+                log.warning(
+                    "could not delete pod %s/%s: the API server is unreachable; it deletes "
+                    "itself at its deadline, or `kubectl audit cleanup --all` removes it",
+                    self.options.namespace,
+                    self.name,
                 )
-        except NotFound:
-            log.debug("pod %s/%s was already gone", self.options.namespace, self.name)
-        except ClusterError as error:
-            log.warning("%s; `kubectl audit cleanup` removes it", error.message)
+                return
+            except ClusterError as error:
+                log.warning("%s; `kubectl audit cleanup --all` removes it", error.message)
+                return
+            self._created = False
             return
-        self._created = False
 
     def _wait_until_running(self) -> None:
         deadline = time.monotonic() + self.options.start_timeout
