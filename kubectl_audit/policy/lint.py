@@ -35,8 +35,9 @@ work; on a huge policy they report where they stopped rather than run for minute
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from kubectl_audit.policy.attributes import BUILTIN_RESOURCES
 from kubectl_audit.policy.checker import group_resources_match, rule_matches
@@ -132,10 +133,28 @@ def _exposes(sensitive: Sensitive, level: str, verb: str) -> bool:
     return level == "Request" and verb in sensitive.request_verbs
 
 
-def _selecting_entries(rule: PolicyRule, sensitive: Sensitive) -> list[GroupResources] | None:
+def _probe(sensitive: Sensitive, name: str = "") -> RequestAttributes:
+    """A request for `sensitive` that only `resources` entries are asked about."""
+    return RequestAttributes(
+        verb="",
+        api_group=sensitive.group,
+        resource=sensitive.resource,
+        subresource=sensitive.subresource,
+        name=name,
+    )
+
+
+# The probe for a name no entry lists, asked of most entries, is made once.
+_ANY_NAME_PROBES = tuple((sensitive, _probe(sensitive)) for sensitive in SENSITIVE)
+
+
+def _selecting_entries(
+    rule: PolicyRule, sensitive: Sensitive, any_name: RequestAttributes
+) -> list[GroupResources] | None:
     """The `resources` entries of `rule` that can select `sensitive` (any name).
 
     None when the rule cannot see the resource at all; [] when it sees every resource.
+    `any_name` is `_probe(sensitive)`.
     """
     if not rule.is_resource_rule:
         return None if rule.non_resource_urls else []
@@ -143,17 +162,25 @@ def _selecting_entries(rule: PolicyRule, sensitive: Sensitive) -> list[GroupReso
         return []
     entries = []
     for entry in rule.resources:
+        if entry.group != sensitive.group and entry.group != "*":
+            continue  # as group_resources_match would say, without building a probe
         # Ask with a name the entry admits, so resourceNames cannot hide the resource.
-        attrs = RequestAttributes(
-            verb="",
-            api_group=sensitive.group,
-            resource=sensitive.resource,
-            subresource=sensitive.subresource,
-            name=entry.resource_names[0] if entry.resource_names else "",
-        )
+        attrs = _probe(sensitive, entry.resource_names[0]) if entry.resource_names else any_name
         if group_resources_match(entry, attrs):
             entries.append(entry)
     return entries or None
+
+
+_SENSITIVE_GROUPS = frozenset({"*", *(sensitive.group for sensitive in SENSITIVE)})
+
+
+def _may_see_sensitive(rule: PolicyRule) -> bool:
+    """False when `_selecting_entries` is None for every sensitive resource: a cheap no."""
+    if not rule.is_resource_rule:
+        return not rule.non_resource_urls
+    return not rule.resources or not _SENSITIVE_GROUPS.isdisjoint(
+        map(attrgetter("group"), rule.resources)
+    )
 
 
 @dataclass
@@ -235,10 +262,10 @@ def sensitive_exposure(policy: Policy, *, budget: int = DEFAULT_BUDGET) -> list[
     work = _Budget(budget)
     findings: list[Finding] = []
     for index, rule in enumerate(policy.rules):
-        if rule.level not in ("Request", "RequestResponse"):
+        if rule.level not in ("Request", "RequestResponse") or not _may_see_sensitive(rule):
             continue
-        for sensitive in SENSITIVE:
-            entries = _selecting_entries(rule, sensitive)
+        for sensitive, any_name in _ANY_NAME_PROBES:
+            entries = _selecting_entries(rule, sensitive, any_name)
             if entries is None:
                 continue
             # Sorting the rule's values into classes compares each with every earlier rule.
@@ -350,54 +377,148 @@ def covers(outer: PolicyRule, inner: PolicyRule) -> bool:
     ):
         return False
     if outer.is_resource_rule:
-        if not inner.is_resource_rule:
+        if not inner.is_resource_rule or not _subset(inner.namespaces, outer.namespaces):
             return False
-        return _subset(inner.namespaces, outer.namespaces) and _resources_cover(
-            outer.resources, inner.resources
-        )
-    if outer.is_non_resource_rule:
-        if not inner.is_non_resource_rule:
-            return False
-        return all(
-            any(_url_covers(o, i) for o in outer.non_resource_urls) for i in inner.non_resource_urls
-        )
+    elif outer.is_non_resource_rule and not inner.is_non_resource_rule:
+        return False
+    return _targets_cover(outer, inner)
+
+
+def _targets_cover(outer: PolicyRule, inner: PolicyRule) -> bool:
+    """`covers` once users, groups, verbs, namespaces and the kinds of rule are known to."""
+    if outer.namespaces or outer.resources:
+        return _resources_cover(outer.resources, inner.resources)
+    if outer.non_resource_urls:
+        return all(_urls_cover(outer.non_resource_urls, url) for url in inner.non_resource_urls)
     return True
 
 
+def _urls_cover(outer: tuple[str, ...], inner: str) -> bool:
+    # A plain loop: in the hot path of `shadowed_rules`, a generator costs more than this.
+    for url in outer:  # noqa: SIM110
+        if _url_covers(url, inner):
+            return True
+    return False
+
+
 def _size(rule: PolicyRule) -> int:
-    return (
+    size = (
         len(rule.users)
         + len(rule.user_groups)
         + len(rule.verbs)
         + len(rule.namespaces)
         + len(rule.non_resource_urls)
-        + sum(1 + len(e.resources) + len(e.resource_names) for e in rule.resources)
     )
+    for entry in rule.resources:
+        size += 1 + len(entry.resources) + len(entry.resource_names)
+    return size
+
+
+class _Selector:
+    """One selector (users, say) of every rule, as bit masks: bit i stands for rules[i]."""
+
+    def __init__(self, selections: Iterable[tuple[str, ...]]) -> None:
+        # Rules repeat selections (the same verbs, say): each distinct one is spread once.
+        by_selection: dict[tuple[str, ...], int] = {}
+        for index, values in enumerate(selections):
+            by_selection[values] = by_selection.get(values, 0) | (1 << index)
+        self.unrestricted = by_selection.pop((), 0)
+        self.listing: dict[str, int] = {}
+        for values, mask in by_selection.items():
+            for value in values:
+                self.listing[value] = self.listing.get(value, 0) | mask
+
+    def admitting(self, values: tuple[str, ...]) -> int:
+        """The rules whose selector admits every value in `values` (see `_subset`)."""
+        if not values:
+            return self.unrestricted
+        listing = self.listing
+        mask = -1
+        for value in values:
+            mask &= listing.get(value, 0)
+        return self.unrestricted | mask
+
+
+class _Selectors:
+    """The rules indexed by what `covers` demands before it compares resources or URLs.
+
+    `cover` intersects bit masks into the earlier rules whose users, groups, verbs,
+    namespaces and kind of rule pass `covers`; only those few need the full comparison.
+    """
+
+    def __init__(self, rules: Sequence[PolicyRule]) -> None:
+        self.users = _Selector(map(attrgetter("users"), rules))
+        self.user_groups = _Selector(map(attrgetter("user_groups"), rules))
+        self.verbs = _Selector(map(attrgetter("verbs"), rules))
+        self.namespaces = _Selector(map(attrgetter("namespaces"), rules))
+        self.resource = self.non_resource = self.plain = 0  # plain: neither, any request
+        for index, rule in enumerate(rules):
+            if rule.namespaces or rule.resources:
+                self.resource |= 1 << index
+            elif rule.non_resource_urls:
+                self.non_resource |= 1 << index
+            else:
+                self.plain |= 1 << index
+
+    def cover(self, rule: PolicyRule, later: int) -> int:
+        """The rules before `rule`, rules[later], whose selectors cover its selectors."""
+        earlier = (1 << later) - 1
+        if rule.namespaces or rule.resources:
+            resource = self.resource & self.namespaces.admitting(rule.namespaces)
+            mask = earlier & (self.plain | resource)
+        elif rule.non_resource_urls:
+            mask = earlier & (self.plain | self.non_resource)
+        else:
+            mask = earlier & self.plain
+        # Most rules name no users or groups: those two tests are then a lookup each.
+        if mask:
+            mask &= self.users.admitting(rule.users)
+        if mask:
+            mask &= self.user_groups.admitting(rule.user_groups)
+        if mask:
+            mask &= self.verbs.admitting(rule.verbs)
+        return mask
+
+
+def _set_bits(mask: int) -> Iterator[int]:
+    """The indices of the bits set in `mask`, lowest first."""
+    bits = bin(mask)[:1:-1]  # least significant first, without the "0b"
+    index = bits.find("1")
+    while index >= 0:
+        yield index
+        index = bits.find("1", index + 1)
 
 
 def shadowed_rules(policy: Policy, *, budget: int = DEFAULT_BUDGET) -> list[Finding]:
+    """Rules that one earlier rule already covers: the first such rule is named."""
     work = _Budget(budget)
     findings = []
     seen_size = 0  # comparing with the earlier rules costs their sizes and ours each time
-    for later, rule in enumerate(policy.rules):
+    rules = policy.rules
+    selectors = _Selectors(rules)
+    for later, rule in enumerate(rules):
         size = _size(rule)
         if not work.spend(later * (1 + size) + seen_size):
             return [*findings, _stopped(policy, later, "unreachable-rule")]
         seen_size += size
-        for earlier in range(later):
-            if covers(policy.rules[earlier], rule):
-                where = rule_line(policy, earlier)
-                at = f" (line {where})" if where is not None else ""
-                findings.append(
-                    _finding(
-                        policy,
-                        later,
-                        f"never matches: rules[{earlier}]{at} already matches all its requests; "
-                        "reorder or remove it",
-                    )
-                )
-                break
+        candidates = selectors.cover(rule, later)
+        if candidates:
+            for earlier in _set_bits(candidates):
+                if _targets_cover(rules[earlier], rule):
+                    findings.append(_shadowed(policy, later, earlier))
+                    break
     return findings
+
+
+def _shadowed(policy: Policy, later: int, earlier: int) -> Finding:
+    where = rule_line(policy, earlier)
+    at = f" (line {where})" if where is not None else ""
+    return _finding(
+        policy,
+        later,
+        f"never matches: rules[{earlier}]{at} already matches all its requests; "
+        "reorder or remove it",
+    )
 
 
 # -- selectors that cannot mean what they say ----------------------------------------------
@@ -422,48 +543,80 @@ def _never_matching(resource: str) -> str | None:
     return None
 
 
-def _wrong_group(entry: GroupResources, resource: str) -> str | None:
+def _wrong_group(group: str, resource: str) -> str | None:
     """The built-in group `resource` belongs to, if the entry names another built-in group."""
     base = resource.partition("/")[0]
     groups = _GROUPS_OF.get(base)
-    if entry.group not in _BUILTIN_GROUPS or not groups or entry.group in groups:
+    if group not in _BUILTIN_GROUPS or not groups or group in groups:
         return None
     return sorted(groups)[0]
+
+
+_EntryMistakes = list[tuple[str, str | None, str | None]]
+
+
+def _entry_mistakes(group: str, resources: tuple[str, ...]) -> _EntryMistakes:
+    """(resource, why it never matches, the built-in group it is in instead) for each
+    resource string of an entry that is wrong one way or the other."""
+    mistakes = []
+    for resource in resources:
+        reason = _never_matching(resource)
+        wrong = None if reason else _wrong_group(group, resource)
+        if reason or wrong is not None:
+            mistakes.append((resource, reason, wrong))
+    return mistakes
+
+
+def _first_literal_star_or_case(field: str, values: tuple[str, ...]) -> str | None:
+    """The message for the first value of `field` with a `*` or, in verbs, upper case."""
+    for value in values:
+        if "*" in value:
+            return f"{field} entry '{_short(value, 48)}' is literal: `*` is no wildcard there"
+        if field == "verbs" and value != value.lower():
+            return f"verb {value!r} never matches: verbs are lower-case"
+    return None
+
+
+def _no_star_or_case(rule: PolicyRule) -> bool:
+    """No selector value has a `*` and no verb upper case: the usual case, tested at once.
+
+    Joining keeps each value's characters, and lower() changes some character of the
+    whole exactly when it changes one of a value (final sigma is no `Σ` either way).
+    """
+    verbs = "\n".join(rule.verbs)
+    others = "\n".join(rule.users + rule.user_groups + rule.namespaces)
+    return "*" not in others and "*" not in verbs and verbs == verbs.lower()
 
 
 def selector_mistakes(policy: Policy) -> list[Finding]:
     """`*` where it is no wildcard, mis-cased verbs, resources that can never match."""
     findings = []
+    # Real policies repeat the same few entries: each is judged once per policy.
+    judged: dict[tuple[str, tuple[str, ...]], _EntryMistakes] = {}
     for index, rule in enumerate(policy.rules):
-        for field, values in (
-            ("users", rule.users),
-            ("userGroups", rule.user_groups),
-            ("verbs", rule.verbs),
-            ("namespaces", rule.namespaces),
-        ):
-            for value in values:
-                if "*" in value:
-                    message = (
-                        f"{field} entry '{_short(value, 48)}' is literal: `*` is no wildcard there"
-                    )
-                elif field == "verbs" and value != value.lower():
-                    message = f"verb {value!r} never matches: verbs are lower-case"
-                else:
-                    continue
-                findings.append(_finding(policy, index, message))
-                break
+        if not _no_star_or_case(rule):
+            for field, values in (
+                ("users", rule.users),
+                ("userGroups", rule.user_groups),
+                ("verbs", rule.verbs),
+                ("namespaces", rule.namespaces),
+            ):
+                message = _first_literal_star_or_case(field, values)
+                if message is not None:
+                    findings.append(_finding(policy, index, message))
         for position, entry in enumerate(rule.resources):
-            for resource in entry.resources:
-                reason = _never_matching(resource)
+            key = (entry.group, entry.resources)
+            mistakes = judged.get(key)
+            if mistakes is None:
+                mistakes = judged[key] = _entry_mistakes(*key)
+            for resource, reason, wrong in mistakes:
                 if reason:
                     message = f"resources[{position}] {resource!r} never matches: {reason}"
-                elif (wrong := _wrong_group(entry, resource)) is not None:
+                else:
                     message = (
-                        f"{resource!r} is in {_group_name(wrong)}, not "
+                        f"{resource!r} is in {_group_name(wrong or '')}, not "
                         f"{_group_name(entry.group)}: resources[{position}] misses it"
                     )
-                else:
-                    continue
                 findings.append(_finding(policy, index, message))
     return findings
 
@@ -505,10 +658,17 @@ def _dropped_paths(policy: Policy, load_warnings: Sequence[Finding]) -> list[str
     """Field paths of keys the decoder dropped or may have dropped.
 
     From the loader's UnknownField warnings when given, and from `policy.lines`, which
-    records where every key of the document started, known to the decoder or not.
+    records where every key of the document started, known to the decoder or not. Paths
+    that cannot match `_RULE_PATH` or `_ENTRY_PATH` with an unknown key are left out
+    here: list items, rules and entries (a `[` in the last part), and known keys.
     """
     paths = [w.field for w in load_warnings if w.type == "UnknownField" and w.field]
-    return paths + list(policy.lines)
+    for path in policy.lines:
+        head, _, key = path.rpartition(".")
+        # One dot: a rule's key at most (RULE_FIELDS); two or more: an entry's at most.
+        if "[" not in key and key not in (ENTRY_FIELDS if "." in head else RULE_FIELDS):
+            paths.append(path)
+    return paths
 
 
 def dropped_key_catch_alls(policy: Policy, load_warnings: Sequence[Finding] = ()) -> list[Finding]:
