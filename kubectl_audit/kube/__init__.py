@@ -1,1 +1,1 @@
-"""Talking to the Kubernetes API: client construction and error translation."""
+"""Talking to the Kubernetes API: client construction, plain-JSON requests, error translation."""
