@@ -5,12 +5,13 @@ Cheap paths first (DESIGN §3.5): everything here is read from the API, no privi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubectl_audit.errors import UsageError
 from kubectl_audit.kube.errors import NotFound, api_call
+from kubectl_audit.kube.rest import Rest, core_path
 
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 CONFIG_HASH = "kubernetes.io/config.hash"
@@ -73,27 +74,18 @@ def config_hash(pod: dict[str, Any] | None) -> str | None:
 
 def read_control_plane(api_client: Any) -> ControlPlane:
     """Nodes, kube-system pods and the server version, as plain dicts."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(api_client)
+    rest = Rest(api_client)
     with api_call("read nodes and kube-system pods"):
-        nodes = _as_dicts(api_client, core.list_node().items)
-        pods = _as_dicts(api_client, core.list_namespaced_pod("kube-system").items)
-        version = client.VersionApi(api_client).get_code().git_version
+        nodes = rest.list(core_path("nodes"))
+        pods = rest.list(core_path("pods", namespace="kube-system"))
+        version = rest.get("/version").get("gitVersion")
     return ControlPlane(tuple(nodes), tuple(pods), str(version))
 
 
 def read_apiserver_pod(api_client: Any, node: str) -> dict[str, Any] | None:
-    from kubernetes import client
-
-    core = client.CoreV1Api(api_client)
+    name = f"{APISERVER_PREFIX}{node}"
     try:
-        with api_call(f"read pod kube-system/{APISERVER_PREFIX}{node}"):
-            pod = core.read_namespaced_pod(f"{APISERVER_PREFIX}{node}", "kube-system")
+        with api_call(f"read pod kube-system/{name}"):
+            return Rest(api_client).get(core_path("pods", name, namespace="kube-system"))
     except NotFound:
         return None
-    return api_client.sanitize_for_serialization(pod)
-
-
-def _as_dicts(api_client: Any, items: Iterable[Any]) -> list[dict[str, Any]]:
-    return [api_client.sanitize_for_serialization(item) for item in items]

@@ -16,11 +16,13 @@ from kubectl_audit.apiserver.kubeadm_config import (
     unpatch_kubeadm_config_map,
 )
 from kubectl_audit.apiserver.settings import AuditSettings
-from kubectl_audit.kube.errors import api_error
+from kubectl_audit.kube.errors import NotFound, api_call
+from kubectl_audit.kube.rest import Rest, core_path
 
 NAMESPACE = "kube-system"
 NAME = "kubeadm-config"
 WHERE = f"configmap/{NAME} -n {NAMESPACE} ({CONFIG_MAP_KEY})"
+_PATH = core_path("configmaps", NAME, namespace=NAMESPACE)
 
 
 @dataclass(frozen=True)
@@ -47,17 +49,11 @@ class PersistPlan:
 def plan_persist(
     api_client: Any, mode: str, settings: AuditSettings, *, take_over: bool
 ) -> PersistPlan:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    core = client.CoreV1Api(api_client)
     try:
-        found = core.read_namespaced_config_map(NAME, NAMESPACE)
-    except ApiException as error:
-        if error.status == 404:
-            return PersistPlan(None, None)
-        raise api_error(error, f"read {WHERE}") from None
-    config_map = api_client.sanitize_for_serialization(found)
+        with api_call(f"read {WHERE}"):
+            config_map = Rest(api_client).get(_PATH)
+    except NotFound:
+        return PersistPlan(None, None)
     if mode == "enable":
         patched = patch_kubeadm_config_map(config_map, settings, take_over=take_over)
     else:
@@ -70,11 +66,6 @@ def apply_persist(api_client: Any, plan: PersistPlan) -> bool:
     something changed."""
     if not plan.changes or plan.patched is None:
         return False
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        client.CoreV1Api(api_client).replace_namespaced_config_map(NAME, NAMESPACE, plan.patched)
-    except ApiException as error:
-        raise api_error(error, f"update {WHERE}") from None
+    with api_call(f"update {WHERE}"):
+        Rest(api_client).replace(_PATH, plan.patched)
     return True

@@ -193,7 +193,7 @@ class NodeAgent:
         """An exec of argv in the node's root; iterate it inside `exec_errors(node)`."""
         pod = self.pod()
         return ExecStream(
-            pod.core,
+            pod.rest,
             pod.options.namespace,
             pod.name,
             CONTAINER,

@@ -17,6 +17,7 @@ from typing import Any
 
 from kubectl_audit.errors import ClusterError, NodeError
 from kubectl_audit.kube.errors import ApiUnreachable, NotFound, api_call, api_error
+from kubectl_audit.kube.rest import Rest, core_path
 from kubectl_audit.node.podexec import exec_in_pod
 from kubectl_audit.node.shell import CommandResult
 
@@ -123,20 +124,25 @@ def build_debug_pod(node_name: str, name: str, image: str, options: DebugPodOpti
 _PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 
-def _container_waiting(pod: Any) -> tuple[str, str] | None:
-    statuses = (pod.status and pod.status.container_statuses) or []
-    for status in statuses:
-        waiting = status.state and status.state.waiting
-        if waiting and waiting.reason:
-            return waiting.reason, waiting.message or ""
+def _container_statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((pod.get("status") or {}).get("containerStatuses") or [])
+
+
+def _container_waiting(pod: dict[str, Any]) -> tuple[str, str] | None:
+    for status in _container_statuses(pod):
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return waiting["reason"], waiting.get("message") or ""
     return None
 
 
-def _is_running(pod: Any) -> bool:
-    if not pod.status or pod.status.phase != "Running":
+def _is_running(pod: dict[str, Any]) -> bool:
+    if (pod.get("status") or {}).get("phase") != "Running":
         return False
-    statuses = pod.status.container_statuses or []
-    return any(s.name == CONTAINER and s.state and s.state.running for s in statuses)
+    return any(
+        s.get("name") == CONTAINER and (s.get("state") or {}).get("running") is not None
+        for s in _container_statuses(pod)
+    )
 
 
 class DebugPod:
@@ -150,9 +156,7 @@ class DebugPod:
         *,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        from kubernetes import client
-
-        self.core = client.CoreV1Api(api_client)
+        self.rest = Rest(api_client)
         self.node_object = node
         self.node = node["metadata"]["name"]
         self.options = options
@@ -162,12 +166,16 @@ class DebugPod:
         self._created = False
         self._kept = False
 
+    @property
+    def path(self) -> str:
+        return core_path("pods", self.name, namespace=self.options.namespace)
+
     def __enter__(self) -> DebugPod:
         manifest = build_debug_pod(self.node, self.name, self.image, self.options)
         where = f"{self.options.namespace}/{self.name}"
         self._progress(f"starting node-agent pod {where} ({self.image})")
         with api_call(f"create pod in namespace {self.options.namespace}"):
-            self.core.create_namespaced_pod(self.options.namespace, manifest)
+            self.rest.create(core_path("pods", namespace=self.options.namespace), manifest)
         self._created = True
         try:
             self._wait_until_running()
@@ -194,7 +202,7 @@ class DebugPod:
 
         try:
             return exec_in_pod(
-                self.core,
+                self.rest,
                 self.options.namespace,
                 self.name,
                 CONTAINER,
@@ -216,9 +224,7 @@ class DebugPod:
         while True:
             try:
                 with api_call(f"delete pod {self.options.namespace}/{self.name}"):
-                    self.core.delete_namespaced_pod(
-                        self.name, self.options.namespace, grace_period_seconds=0
-                    )
+                    self.rest.delete(self.path, query=[("gracePeriodSeconds", 0)])
             except NotFound:
                 log.debug("pod %s/%s was already gone", self.options.namespace, self.name)
             except ApiUnreachable:
@@ -244,18 +250,19 @@ class DebugPod:
         while time.monotonic() < deadline:
             try:
                 with api_call(f"read pod {self.options.namespace}/{self.name}"):
-                    pod = self.core.read_namespaced_pod(self.name, self.options.namespace)
+                    pod = self.rest.get(self.path)
             except ApiUnreachable:
                 time.sleep(0.5)  # the API is briefly away (an apiserver restarting): wait
                 continue
             if _is_running(pod):
                 return
-            phase = pod.status.phase if pod.status else "Pending"
+            status = pod.get("status") or {}
+            phase = status.get("phase") or "Pending"
             waiting = _container_waiting(pod)
             if waiting and waiting[0] in _PULL_FAILURES:
                 raise self._pull_failure(*waiting)
             if phase in ("Failed", "Succeeded"):
-                reason = pod.status.reason or pod.status.message or phase
+                reason = status.get("reason") or status.get("message") or phase
                 raise NodeError(f"node-agent pod {self.name} on {self.node} ended early: {reason}")
             last = f"{phase}" + (f" ({waiting[0]}: {waiting[1]})" if waiting else "")
             time.sleep(0.25)

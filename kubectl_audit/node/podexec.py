@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 
+from kubectl_audit.kube.rest import Rest, core_path
 from kubectl_audit.node.shell import CommandResult, StreamLost
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ _STDIN_FRAME = 256 * 1024
 
 
 def exec_in_pod(
-    core_api,  # kubernetes.client.CoreV1Api
+    rest: Rest,
     namespace: str,
     pod: str,
     container: str,
@@ -31,7 +32,7 @@ def exec_in_pod(
     """
     from websocket import WebSocketException
 
-    client = open_exec(core_api, namespace, pod, container, argv, stdin=stdin is not None)
+    client = open_exec(rest, namespace, pod, container, argv, stdin=stdin is not None)
     stdout = bytearray()
     stderr = bytearray()
     deadline = time.monotonic() + timeout
@@ -68,7 +69,7 @@ def exec_in_pod(
 
 
 def open_exec(
-    core_api,  # kubernetes.client.CoreV1Api
+    rest: Rest,
     namespace: str,
     pod: str,
     container: str,
@@ -78,21 +79,20 @@ def open_exec(
 ):  # -> kubernetes.stream.ws_client.WSClient
     """The websocket of an exec, binary-safe; StreamLost when the API cannot be reached."""
     from kubernetes.client.exceptions import ApiException
-    from kubernetes.stream import stream
 
     try:
-        return stream(
-            core_api.connect_get_namespaced_pod_exec,
-            pod,
-            namespace,
-            container=container,
-            command=list(argv),
-            stdin=stdin,
-            stdout=True,
-            stderr=True,
-            tty=False,
+        # The query of `stream(CoreV1Api.connect_get_namespaced_pod_exec, ...)`, in its order.
+        return rest.websocket(
+            core_path("pods", pod, namespace=namespace, subresource="exec"),
+            query=[
+                ("command", list(argv)),
+                ("container", container),
+                ("stderr", True),
+                ("stdin", stdin),
+                ("stdout", True),
+                ("tty", False),
+            ],
             binary=True,
-            _preload_content=False,
         )
     except ApiException as error:
         # The client turns *everything* raised while connecting into ApiException(0),
@@ -126,7 +126,7 @@ class ExecStream:
 
     def __init__(
         self,
-        core_api,  # kubernetes.client.CoreV1Api
+        rest: Rest,
         namespace: str,
         pod: str,
         container: str,
@@ -135,7 +135,7 @@ class ExecStream:
         timeout: float | None,
         stdin: bytes | None = None,
     ) -> None:
-        self._args = (core_api, namespace, pod, container, list(argv))
+        self._args = (rest, namespace, pod, container, list(argv))
         self._timeout = timeout
         self._stdin = stdin
         self._client = None
@@ -152,8 +152,8 @@ class ExecStream:
     def _open(self):  # -> kubernetes.stream.ws_client.WSClient
         from websocket import WebSocketException
 
-        core_api, namespace, pod, container, argv = self._args
-        client = open_exec(core_api, namespace, pod, container, argv, stdin=self._stdin is not None)
+        rest, namespace, pod, container, argv = self._args
+        client = open_exec(rest, namespace, pod, container, argv, stdin=self._stdin is not None)
         self._client = client
         if self._stdin is not None:
             try:
