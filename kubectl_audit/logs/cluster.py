@@ -227,9 +227,9 @@ def open_cluster(
     logs = ClusterLogs([], skipped)
     for node, where in readable:
         assert where.host_path is not None
-        # A client per node: the kubernetes client's exec (`stream`) swaps the ApiClient's
-        # request function while it connects, which would hit other threads' requests.
-        node_client = type(api_client)(configuration=api_client.configuration)
+        # One shared client: exec goes through kube/rest.py's websocket call, which leaves the
+        # client as it is, and only this client carries --request-timeout.
+        node_client = api_client
         files = log_files_for(where.host_path)
         chosen = via_for(where, via)
 
