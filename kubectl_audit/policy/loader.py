@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kubectl_audit.errors import InputError
-from kubectl_audit.policy.model import Finding, GroupResources, Policy, PolicyRule
+from kubectl_audit.policy.model import Finding, GroupResources, Policy, PolicyRule, assembled
 from kubectl_audit.policy.validation import validate_policy
 from kubectl_audit.policy.yamlsafe import (
     DEFAULT_MAX_BYTES,
@@ -265,10 +265,14 @@ class _Decoder:
         if isinstance(spec, _Struct):
             if not isinstance(value, dict):
                 raise self._mismatch(value, spec.go_type, path, stack, struct)
+            if _struct_conforms(value, spec):
+                return value  # what decoding gives, without paths or sorted keys
             return self._struct(value, spec, path, stack)
         if isinstance(spec, _List):
             if not isinstance(value, list):
                 raise self._mismatch(value, spec.go_type, path, stack, struct)
+            if _all_strings(value, spec.item):
+                return list(value)  # what decoding each item gives, without item paths
             return [
                 self.decode(item, spec.item, f"{path}[{index}]", stack, struct)
                 for index, item in enumerate(value)
@@ -346,6 +350,63 @@ class _Decoder:
         return _TypeMismatch(
             f"json: cannot unmarshal {described} into {where} of type {go_type}", path
         )
+
+
+def _all_strings(values: list[Any], item_spec: Any) -> bool:
+    """`values` are strings (or null) for a list of Go strings: each decodes as itself."""
+    if type(item_spec) is not _Scalar or item_spec.python is not str:
+        return False
+    return all(value is None or isinstance(value, str) for value in values)
+
+
+def _conforms(value: Any, spec: Any) -> bool:
+    """Whether `_Decoder.decode` would meet no unknown key and no wrong type in `value`.
+
+    Then decoding changes nothing (known keys are kept, scalars copied as they are), so
+    the value itself is the decoded data. This check builds no paths and sorts no keys;
+    when it says no, the careful decoder runs and finds what to report, in Go's order.
+    It may say no more often than needed (a str subclass, say), never less.
+    """
+    if value is None:
+        return True
+    kind = type(spec)
+    if kind is _Struct:
+        return type(value) is dict and _struct_conforms(value, spec)
+    if kind is _List:
+        if type(value) is not list:
+            return False
+        if spec.item is _STRING or spec.item is _STAGES.item:
+            return {*map(type, value)} <= _STRING_OR_NULL
+        item_spec = spec.item
+        for item in value:  # noqa: SIM110 - a loop: no generator in the hot path
+            if not _conforms(item, item_spec):
+                return False
+        return True
+    if kind is _Map:
+        if type(value) is not dict:
+            return False
+        for item in value.values():  # noqa: SIM110
+            if not _conforms(item, spec.value):
+                return False
+        return True
+    if kind is _Scalar:
+        if spec.python is str:
+            return type(value) is str
+        if spec.python is bool:
+            return type(value) is bool
+        return type(value) is int and -(1 << 63) <= value < (1 << 63)
+    if kind is _Time:
+        return type(value) is str and _RFC3339.fullmatch(value) is not None
+    return True  # _Any
+
+
+def _struct_conforms(value: dict[str, Any], spec: _Struct) -> bool:
+    fields = spec.fields
+    for key, item in value.items():
+        field_spec = fields.get(key)
+        if field_spec is None or not _conforms(item, field_spec):
+            return False
+    return True
 
 
 def _where_it_belongs(key: str, spec: _Struct) -> str:
@@ -565,48 +626,144 @@ def _resolve_gvk(api_version: str, kind: str, text: str) -> _GVK:
 
 
 # --- building the model ---------------------------------------------------------------------
+#
+# The model is built from decoded data, or, quickly, straight from the document when it has
+# nothing for the decoder to report: then decoding would only copy it (known keys are kept,
+# values as they are). The converters below check the JSON types as they go and raise
+# _Irregular at the first unknown key or wrong type, for the careful decoder to report it
+# with Go's path and in Go's order; on decoded data they never raise.
 
 
-def _strings(values: list[Any] | None) -> tuple[str, ...]:
-    return tuple("" if value is None else value for value in values or ())
+class _Irregular(Exception):
+    """An unknown key or a wrong type: only the careful decoder can say which and where."""
 
 
-def _group_resources(data: dict[str, Any] | None) -> GroupResources:
-    data = data or {}
-    return GroupResources(
-        group=data.get("group") or "",
-        resources=_strings(data.get("resources")),
-        resource_names=_strings(data.get("resourceNames")),
-    )
+_STRING_OR_NULL = frozenset({str, type(None)})
 
 
-def _rule(data: dict[str, Any] | None, line: int | None) -> PolicyRule:
-    data = data or {}
-    return PolicyRule(
-        level=data.get("level") or "",
-        users=_strings(data.get("users")),
-        user_groups=_strings(data.get("userGroups")),
-        verbs=_strings(data.get("verbs")),
-        resources=tuple(_group_resources(item) for item in data.get("resources") or ()),
-        namespaces=_strings(data.get("namespaces")),
-        non_resource_urls=_strings(data.get("nonResourceURLs")),
-        omit_stages=_strings(data.get("omitStages")),
-        omit_managed_fields=data.get("omitManagedFields"),
-        line=line,
-    )
+def _strings(values: Any) -> tuple[str, ...]:
+    if type(values) is not list:
+        raise _Irregular
+    try:
+        "".join(values)  # the usual case, all strings, checked in C
+    except TypeError:
+        if not all(value is None or isinstance(value, str) for value in values):
+            raise _Irregular from None
+        return tuple("" if value is None else value for value in values)  # null is ""
+    return tuple(values)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Irregular
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if type(value) is not bool:
+        raise _Irregular
+    return value
+
+
+def _entries(values: Any) -> tuple[GroupResources, ...]:
+    if type(values) is not list:
+        raise _Irregular
+    return tuple(map(_group_resources, values))
+
+
+# Each JSON key of a rule or entry: the model field it fills and how. A key that is absent
+# or null leaves the field's default, as decoding does.
+_ENTRY_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "group": ("group", _text),
+    "resources": ("resources", _strings),
+    "resourceNames": ("resource_names", _strings),
+}
+_ENTRY_DEFAULTS: dict[str, Any] = {"group": "", "resources": (), "resource_names": ()}
+_RULE_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "level": ("level", _text),
+    "users": ("users", _strings),
+    "userGroups": ("user_groups", _strings),
+    "verbs": ("verbs", _strings),
+    "resources": ("resources", _entries),
+    "namespaces": ("namespaces", _strings),
+    "nonResourceURLs": ("non_resource_urls", _strings),
+    "omitStages": ("omit_stages", _strings),
+    "omitManagedFields": ("omit_managed_fields", _flag),
+}
+_RULE_DEFAULTS: dict[str, Any] = {
+    "level": "",
+    "users": (),
+    "user_groups": (),
+    "verbs": (),
+    "resources": (),
+    "namespaces": (),
+    "non_resource_urls": (),
+    "omit_stages": (),
+    "omit_managed_fields": None,
+}
+
+
+def _fields(
+    data: Any,
+    conversions: dict[str, tuple[str, Callable[[Any], Any]]],
+    defaults: dict[str, Any],
+) -> dict[str, Any]:
+    """The model's field values for the JSON object `data` (null: all defaults)."""
+    values = dict(defaults)
+    if data is None:
+        return values
+    if type(data) is not dict:
+        raise _Irregular
+    for key, value in data.items():
+        conversion = conversions.get(key)
+        if conversion is None:
+            raise _Irregular
+        if value is not None:
+            name, convert = conversion
+            values[name] = convert(value)
+    return values
+
+
+def _group_resources(data: Any) -> GroupResources:
+    return assembled(GroupResources, _fields(data, _ENTRY_FIELDS, _ENTRY_DEFAULTS))
+
+
+def _rule(data: Any, line: int | None) -> PolicyRule:
+    values = _fields(data, _RULE_FIELDS, _RULE_DEFAULTS)
+    values["line"] = line
+    return assembled(PolicyRule, values)
 
 
 def _policy(data: dict[str, Any], lines: Mapping[str, int]) -> Policy:
-    rules = tuple(
-        _rule(item, lines.get(f"rules[{index}]"))
-        for index, item in enumerate(data.get("rules") or ())
-    )
+    rules = data.get("rules")
+    if rules is not None and type(rules) is not list:
+        raise _Irregular
+    omit_stages = data.get("omitStages")
     return Policy(
-        rules=rules,
-        omit_stages=_strings(data.get("omitStages")),
+        rules=tuple(
+            _rule(item, lines.get(f"rules[{index}]")) for index, item in enumerate(rules or ())
+        ),
+        omit_stages=_strings(omit_stages) if omit_stages is not None else (),
         omit_managed_fields=bool(data.get("omitManagedFields")),
         lines=lines,
     )
+
+
+def _decoded_policy(decoder: _Decoder, body: dict[str, Any], lines: Mapping[str, int]) -> Policy:
+    """The policy in `body`, decoded as Go does; raises _TypeMismatch as Go would.
+
+    Quickly, straight from `body`, when it holds nothing to report; else through the
+    careful decoder, which also leaves unknown keys in `decoder.unknown`.
+    """
+    try:
+        fields = _POLICY.fields
+        for key, value in body.items():
+            spec = fields.get(key)
+            if spec is None or (key != "rules" and not _conforms(value, spec)):
+                raise _Irregular
+        return _policy(body, lines)
+    except _Irregular:
+        return _policy(decoder.decode(body, _POLICY, "", (), ""), lines)
 
 
 # --- the steps ------------------------------------------------------------------------------
@@ -668,14 +825,14 @@ def load_policy(
         )
 
     decoder = _Decoder(sort_keys=not document.is_json, lines=document.lines, unknown=[])
-    lines = MappingProxyType(dict(document.lines))
+    lines = _read_only(document.lines)
 
     def line_of(path: str | None) -> int | None:
         return Policy(lines=lines).line_of(path)
 
     body = document.data if isinstance(document.data, dict) else {}
     try:
-        decoded = decoder.decode(body, _POLICY, "", (), "")
+        policy = _decoded_policy(decoder, body, lines)
     except _TypeMismatch as mismatch:
         return _failed(
             DECODE_ERROR,
@@ -695,7 +852,6 @@ def load_policy(
         )
         return LoadResult(None, (error,), warnings)
 
-    policy = _policy(decoded, lines)
     errors = validate_policy(policy)
     if errors:
         return LoadResult(None, errors, warnings)
@@ -705,6 +861,15 @@ def load_policy(
         )
         return LoadResult(None, (error,), warnings)
     return LoadResult(policy, (), warnings)
+
+
+def _read_only(lines: Mapping[str, int]) -> Mapping[str, int]:
+    """`lines` as the Policy keeps it: a read-only view that nobody else can change.
+
+    The YAML reader already hands over such a view of a dict only it held; anything else
+    is copied.
+    """
+    return lines if isinstance(lines, MappingProxyType) else MappingProxyType(dict(lines))
 
 
 def _failed(

@@ -86,6 +86,7 @@ class _Collector:
         self.policy = policy
         self.findings: list[Finding] = []
         self.seen: set[str] = set()
+        self.valid_groups: set[str] = set()  # policies repeat their groups: check each once
 
     def add(self, kind: str, path: str, body: str, line_path: str | None = None) -> None:
         message = f"{path}: {body}"
@@ -119,8 +120,8 @@ def _check_level(rule: PolicyRule, path: str, out: _Collector) -> None:
 
 def _check_non_resource_urls(rule: PolicyRule, path: str, out: _Collector) -> None:
     for index, url in enumerate(rule.non_resource_urls):
-        if url == "*":
-            continue
+        if url == "*" or (url.startswith("/") and "*" not in url[:-1]):
+            continue  # the usual case: nothing to report, no path to build
         url_path = f"{path}.nonResourceURLs[{index}]"
         if not url.startswith("/"):
             out.add(
@@ -148,25 +149,38 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
     return errors
 
 
+def _is_dns1123_subdomain(value: str) -> bool:
+    """`dns1123_subdomain_errors(value)` is empty: a match is ASCII, so chars are bytes."""
+    return len(value) <= _DNS1123_SUBDOMAIN_MAX and _DNS1123_SUBDOMAIN.fullmatch(value) is not None
+
+
+def _valid_group(group: str, out: _Collector) -> bool:
+    """Empty, `*` or a DNS-1123 subdomain. Policies repeat their groups: each is checked once."""
+    if group in out.valid_groups:
+        return True
+    if group and group != "*" and not _is_dns1123_subdomain(group):
+        return False
+    out.valid_groups.add(group)
+    return True
+
+
 def _check_resources(rule: PolicyRule, path: str, out: _Collector) -> None:
     for index, entry in enumerate(rule.resources):
-        entry_path = f"{path}.resources[{index}]"
-        if entry.group and entry.group != "*":
+        if not _valid_group(entry.group, out):
             problems = dns1123_subdomain_errors(entry.group)
-            if problems:
-                out.add(
-                    INVALID,
-                    f"{path}.resources.group",
-                    f"Invalid value: {go_quote(entry.group)}: {','.join(problems)}",
-                    f"{entry_path}.group",
-                )
+            out.add(
+                INVALID,
+                f"{path}.resources.group",
+                f"Invalid value: {go_quote(entry.group)}: {','.join(problems)}",
+                f"{path}.resources[{index}].group",
+            )
         if entry.resource_names and not entry.resources:
             out.add(
                 INVALID,
                 f"{path}.resources.resourceNames",
                 f"Invalid value: {go_json(entry.resource_names)}: "
                 "using resourceNames requires at least one resource",
-                f"{entry_path}.resourceNames",
+                f"{path}.resources[{index}].resourceNames",
             )
 
 
@@ -185,12 +199,18 @@ def validate_policy(policy: Policy) -> tuple[Finding, ...]:
     out = _Collector(policy)
     _invalid_stages(policy.omit_stages, "omitStages", out)
     for index, rule in enumerate(policy.rules):
+        # Each check runs only where it can find something: most rules have few fields.
         path = f"rules[{index}]"
-        _check_level(rule, path, out)
-        _check_non_resource_urls(rule, path, out)
-        _check_resources(rule, path, out)
-        _invalid_stages(rule.omit_stages, f"{path}.omitStages", out)
-        _check_mix(rule, path, out)
+        if rule.level not in LEVELS:
+            _check_level(rule, path, out)
+        if rule.non_resource_urls:
+            _check_non_resource_urls(rule, path, out)
+        if rule.resources:
+            _check_resources(rule, path, out)
+        if rule.omit_stages:
+            _invalid_stages(rule.omit_stages, f"{path}.omitStages", out)
+        if rule.non_resource_urls:
+            _check_mix(rule, path, out)
     return tuple(out.findings)
 
 
