@@ -9,6 +9,10 @@ Matcher: every request recorded in the real audit logs of shared/testdata/audit-
     a caller that does not keep a PolicyChecker pays.
 Validation: `check_policy` (load as kube-apiserver would + lint) and the same without lint,
 against a bare bounded-free `yaml.load` (CSafeLoader when present) of the same bytes.
+YAML reading: `parse_document` (which takes the line-oriented blockyaml reader for plain
+block-style policies) against the full libyaml-event reader (`parse_documents`, which never
+takes the fast path) and bare `yaml.load`, on the 51-rule policy bench/webhook_bench.sh
+sends and on every testdata policy the fast reader accepts.
 
 Each candidate is measured in turns with the others and keeps its best round.
 Run: python3 bench/policy_bench.py [--seconds 0.3]
@@ -31,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from kubectl_audit.policy.attributes import from_event  # noqa: E402
 from kubectl_audit.policy.checker import PolicyChecker, decide  # noqa: E402
 from kubectl_audit.policy.model import RequestAttributes  # noqa: E402
+from kubectl_audit.policy.yamlsafe import parse_document, parse_documents  # noqa: E402
 from tests.conftest import TESTDATA  # noqa: E402
 
 POLICY = TESTDATA / "policies" / "gke-gce-configure-helper-audit-policy.yaml"
@@ -76,6 +81,52 @@ def rates(works: dict[str, Callable[[], int]], seconds: float, rounds: int = 5) 
                 elapsed = time.perf_counter() - start
             best[name] = max(best[name], done / elapsed)
     return best
+
+
+def webhook_policy() -> str:
+    """The valid 51-rule policy bench/webhook_bench.sh sends (same generator)."""
+    groups = ["", "apps", "batch", "rbac.authorization.k8s.io", "networking.k8s.io", "policy"]
+    resources = ["pods", "deployments", "jobs", "roles", "ingresses", "poddisruptionbudgets"]
+    rules = []
+    for i in range(49):
+        g, r = groups[i % 6], resources[i % 6]
+        if i % 7 == 0:
+            rules.append(f'- level: None\n  nonResourceURLs: ["/healthz{i}*", "/version"]\n')
+        elif i % 5 == 0:
+            rules.append(
+                f'- level: Metadata\n  users: ["system:serviceaccount:ns{i}:sa"]\n'
+                f'  verbs: ["get", "list", "watch"]\n'
+            )
+        else:
+            rules.append(
+                f"- level: {'Request' if i % 2 else 'RequestResponse'}\n"
+                f'  verbs: ["create", "update", "patch", "delete"]\n'
+                f'  namespaces: ["team-{i}"]\n'
+                f'  resources:\n  - group: "{g}"\n    resources: ["{r}", "{r}/status"]\n'
+            )
+    rules.append('- level: Metadata\n  omitStages: ["RequestReceived"]\n')
+    return "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n" + "".join(rules)
+
+
+def reading_rates(texts: list[str], seconds: float) -> dict[str, float]:
+    """Documents per second read by parse_document (fast path), the full reader, yaml.load."""
+
+    def reader(read: Callable[[str], object]) -> Callable[[], int]:
+        def work() -> int:
+            for text in texts:
+                read(text)
+            return len(texts)
+
+        return work
+
+    return rates(
+        {
+            "fast": reader(lambda text: parse_document(text, go_yaml=True)),
+            "full": reader(lambda text: parse_documents(text, go_yaml=True)),
+            "yaml": reader(lambda text: yaml.load(text, Loader=_Loader)),
+        },
+        seconds,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +193,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baseline yaml.load of the policy:   {yaml_only:12,.0f} calls/s")
     print(f"ratio check_policy / yaml.load:     {validate / yaml_only:12.2f}x")
     print(f"ratio load only / yaml.load:        {load_only / yaml_only:12.2f}x")
+
+    from kubectl_audit.policy.blockyaml import parse_block_document
+    from kubectl_audit.policy.yamlsafe import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES
+
+    accepted = []
+    for path in sorted((TESTDATA / "policies").rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        budgets = {"max_nodes": DEFAULT_MAX_NODES, "max_depth": DEFAULT_MAX_DEPTH}
+        if parse_block_document(text, **budgets) is not None:
+            accepted.append(text)
+    for label, texts in (
+        ("51-rule webhook policy", [webhook_policy()]),
+        (f"{len(accepted)} testdata policies", accepted),
+    ):
+        reading = reading_rates(texts, args.seconds)
+        per_doc = {name: 1e3 / rate for name, rate in reading.items()}  # ms per document
+        print(f"YAML reading, {label} (ms per document):")
+        print(f"  parse_document (blockyaml):       {per_doc['fast']:12.3f} ms")
+        print(f"  full reader (libyaml events):     {per_doc['full']:12.3f} ms")
+        print(f"  baseline yaml.load (CSafeLoader): {per_doc['yaml']:12.3f} ms")
+        print(f"  ratio fast / full reader:         {per_doc['fast'] / per_doc['full']:12.2f}x")
+        print(f"  ratio fast / yaml.load:           {per_doc['fast'] / per_doc['yaml']:12.2f}x")
     return 0
 
 
