@@ -13,6 +13,8 @@ YAML reading: `parse_document` (which takes the line-oriented blockyaml reader f
 block-style policies) against the full libyaml-event reader (`parse_documents`, which never
 takes the fast path) and bare `yaml.load`, on the 51-rule policy bench/webhook_bench.sh
 sends and on every testdata policy the fast reader accepts.
+Policy engine: on that 51-rule policy, `load_policy` and its YAML reading alone (the
+difference is decoding, validation and building the model) and `lint_policy`.
 
 Each candidate is measured in turns with the others and keeps its best round.
 Run: python3 bench/policy_bench.py [--seconds 0.3]
