@@ -489,24 +489,37 @@ def _set_bits(mask: int) -> Iterator[int]:
         index = bits.find("1", index + 1)
 
 
+def _affordable(sizes: Sequence[int], budget: int) -> int:
+    """How many rules `shadowed_rules` can compare with their predecessors within `budget`.
+
+    Comparing a rule with the earlier ones costs their sizes and its own each time.
+    """
+    work = _Budget(budget)
+    seen_size = 0
+    for later, size in enumerate(sizes):
+        if not work.spend(later * (1 + size) + seen_size):
+            return later
+        seen_size += size
+    return len(sizes)
+
+
 def shadowed_rules(policy: Policy, *, budget: int = DEFAULT_BUDGET) -> list[Finding]:
     """Rules that one earlier rule already covers: the first such rule is named."""
-    work = _Budget(budget)
-    findings = []
-    seen_size = 0  # comparing with the earlier rules costs their sizes and ours each time
     rules = policy.rules
-    selectors = _Selectors(rules)
-    for later, rule in enumerate(rules):
-        size = _size(rule)
-        if not work.spend(later * (1 + size) + seen_size):
-            return [*findings, _stopped(policy, later, "unreachable-rule")]
-        seen_size += size
+    checked = _affordable([_size(rule) for rule in rules], budget)
+    # Only the rules within the budget are indexed: a huge policy costs no more memory.
+    selectors = _Selectors(rules[:checked])
+    findings = []
+    for later in range(checked):
+        rule = rules[later]
         candidates = selectors.cover(rule, later)
         if candidates:
             for earlier in _set_bits(candidates):
                 if _targets_cover(rules[earlier], rule):
                     findings.append(_shadowed(policy, later, earlier))
                     break
+    if checked < len(rules):
+        findings.append(_stopped(policy, checked, "unreachable-rule"))
     return findings
 
 
