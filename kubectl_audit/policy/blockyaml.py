@@ -88,7 +88,9 @@ _SIMPLE, _BRACKETED, _BAD_KEY, _NOT_A_KEY = 1, 2, 3, 4
 _MAX_KEY = 1000
 _KEY_SYNTAX = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 _KEY_CACHE: dict[str, int] = {}
+# The caches live as long as the process (the webhook's): bounded in entries and in size.
 _CACHE_LIMIT = 4096
+_CACHED_LENGTH = 64
 # Plain scalars go_resolve may turn into something else (`None`, `true`, `0777`) -> value.
 _PLAIN_CACHE: dict[str, Any] = {}
 
@@ -107,7 +109,7 @@ def _key_kind(key: str) -> int:
         kind = _BAD_KEY
     else:
         kind = _SIMPLE if _SIMPLE_KEY.fullmatch(key) else _BRACKETED
-    if len(_KEY_CACHE) < _CACHE_LIMIT:
+    if len(key) <= _CACHED_LENGTH and len(_KEY_CACHE) < _CACHE_LIMIT:
         _KEY_CACHE[key] = kind
     return kind
 
@@ -122,7 +124,7 @@ def _plain(text: str) -> Any:
     tag, value = go_resolve(text)
     if tag != STR_TAG and value is text:  # `<<`: a merge key's tag, not a value we know
         raise _Decline
-    if len(_PLAIN_CACHE) < _CACHE_LIMIT:
+    if len(text) <= _CACHED_LENGTH and len(_PLAIN_CACHE) < _CACHE_LIMIT:
         _PLAIN_CACHE[text] = value
     return value
 
