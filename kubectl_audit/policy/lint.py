@@ -42,6 +42,7 @@ from operator import attrgetter
 from kubectl_audit.policy.attributes import BUILTIN_RESOURCES
 from kubectl_audit.policy.checker import group_resources_match, rule_matches
 from kubectl_audit.policy.model import (
+    LEVELS,
     Finding,
     GroupResources,
     Policy,
@@ -726,7 +727,8 @@ def dropped_key_catch_alls(policy: Policy, load_warnings: Sequence[Finding] = ()
 
 
 def missing_catch_all(policy: Policy) -> list[Finding]:
-    if not policy.rules or any(is_catch_all(rule) for rule in policy.rules):
+    # A catch-all usually ends the policy: looking from the end finds it at once.
+    if not policy.rules or any(is_catch_all(rule) for rule in reversed(policy.rules)):
         return []
     last = len(policy.rules) - 1
     return [
@@ -742,13 +744,16 @@ def missing_catch_all(policy: Policy) -> list[Finding]:
 # -- stages -----------------------------------------------------------------------------
 
 
+_LOGGING_LEVELS = frozenset(level for level in LEVELS if level_rank(level) > 0)
+
+
 def request_received_kept(policy: Policy) -> list[Finding]:
     if "RequestReceived" in policy.omit_stages:
         return []
     keeping = [
         index
         for index, rule in enumerate(policy.rules)
-        if level_rank(rule.level) > 0 and "RequestReceived" not in rule.omit_stages
+        if rule.level in _LOGGING_LEVELS and "RequestReceived" not in rule.omit_stages
     ]
     if not keeping:
         return []
