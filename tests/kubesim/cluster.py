@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from tests.kubesim import certs
 from tests.kubesim.requestinfo import RequestRecord
+from tests.kubesim.sandbox import reap_children
 from tests.kubesim.server import ApiServer
 from tests.kubesim.store import Store
 
@@ -185,6 +186,9 @@ class Cluster:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        # Cancelled execs and pod starts leave killed processes nobody waits for: their
+        # transports must be closed while the loop still runs (see sandbox.reap_children).
+        await reap_children()
         await asyncio.get_running_loop().shutdown_default_executor()
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:

@@ -44,18 +44,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
-import os
 import secrets
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aiohttp import WSMsgType, hdrs, web
 from multidict import MultiMapping
 
-from tests.kubesim.sandbox import PodSandbox, SandboxError, exit_code_of
+from tests.kubesim.sandbox import PodSandbox, SandboxError, exit_code_of, release
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 STREAM_CLOSE = 255
@@ -316,8 +313,10 @@ async def _run(
         # stdout open holds the stream open, as it does on a node.
         await asyncio.gather(*pumps)
     except BaseException:
-        # Cancelled (API outage) or the stream machinery broke: the exec ends here.
-        _kill_group(process)
+        # Cancelled (API outage) or the stream machinery broke: the exec ends here. Nobody
+        # waits for the process any more: its transport must be closed now, not when it is
+        # garbage-collected (perhaps after the loop closed).
+        release(process)
         raise
     finally:
         for task in (*pumps, reader):
@@ -390,10 +389,3 @@ def _first_byte(raw: bytes | str) -> int:
 def _close_stdin(process: asyncio.subprocess.Process) -> None:
     if process.stdin is not None and not process.stdin.is_closing():
         process.stdin.close()
-
-
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    """Kill the exec'd process group (nsenter and the command), not its setsid'ed children."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)

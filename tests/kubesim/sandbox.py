@@ -40,9 +40,11 @@ import shutil
 import signal
 import stat
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from tests.kubesim.userland import BUSYBOX, install_busybox
 
@@ -155,6 +157,94 @@ def userland_template(workdir: Path) -> UserlandTemplate:
     return UserlandTemplate(root=template / "root", dev=template / "dev", overlay=overlay)
 
 
+@dataclass(frozen=True)
+class _Child:
+    transport: asyncio.SubprocessTransport
+    group: bool  # the process leads its own process group: kill the group
+
+
+# Every process the sandboxes started, per event loop, until asyncio has seen it exit.
+# asyncio.subprocess.Process closes its transport only once the process exited AND every pipe
+# reached EOF. A process that is killed without being waited for (an exec cut by an outage,
+# a pod start cancelled by shutdown) or whose pipe a detached grandchild still holds keeps an
+# open transport; if the loop closes first, the garbage collector finalises it later, at a
+# random point of the test run: ResourceWarning, "RuntimeError: Event loop is closed" from
+# BaseSubprocessTransport.__del__ (and on Python 3.11.7, when that happens inside ast.parse,
+# pytest crashes with "AST constructor recursion depth mismatch"). reap_children() ends them
+# all before the loop stops.
+_children: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[asyncio.subprocess.Process, _Child]
+] = weakref.WeakKeyDictionary()
+
+
+async def _spawn(
+    *argv: str, group: bool, limit: int = 1 << 16, **kwargs: Any
+) -> asyncio.subprocess.Process:
+    """asyncio.create_subprocess_exec, keeping the transport so that it can be closed."""
+    loop = asyncio.get_running_loop()
+    # What create_subprocess_exec does, minus dropping the transport.
+    transport, protocol = await loop.subprocess_exec(
+        lambda: asyncio.subprocess.SubprocessStreamProtocol(limit=limit, loop=loop),
+        *argv,
+        start_new_session=group,
+        **kwargs,
+    )
+    process = asyncio.subprocess.Process(transport, protocol, loop)
+    children = _children.setdefault(loop, {})
+    for done in [p for p, child in children.items() if _reaped(p, child)]:
+        del children[done]
+    children[process] = _Child(transport, group)
+    return process
+
+
+def _reaped(process: asyncio.subprocess.Process, child: _Child) -> bool:
+    # The stream protocol closes the transport once the exit and every pipe's EOF were seen.
+    return process.returncode is not None and child.transport.is_closing()
+
+
+def _kill(process: asyncio.subprocess.Process, child: _Child) -> None:
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        if child.group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            os.kill(process.pid, signal.SIGKILL)
+
+
+def release(process: asyncio.subprocess.Process) -> None:
+    """Kill `process` (its group if it leads one) and close its pipes and transport now.
+
+    For a process nobody will wait for: the running loop sees its exit and finishes it;
+    reap_children() waits for that at shutdown. Closing our ends of the pipes matters when a
+    detached grandchild holds them: EOF would only come when that grandchild dies.
+    """
+    child = _children.get(asyncio.get_running_loop(), {}).get(process)
+    if child is None:
+        return
+    _kill(process, child)
+    child.transport.close()
+
+
+async def reap_children(timeout: float = 10.0) -> None:
+    """Kill every process the sandboxes started on this loop that is still running, close
+    their transports and wait until asyncio has seen each exit (the loop may close after)."""
+    loop = asyncio.get_running_loop()
+    children = _children.pop(loop, {})
+    for process, child in children.items():
+        _kill(process, child)
+        child.transport.close()
+    if not children:
+        return
+    try:
+        await asyncio.wait_for(asyncio.gather(*(process.wait() for process in children)), timeout)
+    except asyncio.TimeoutError:
+        alive = [p.pid for p in children if p.returncode is None]
+        raise SandboxError(f"processes did not die on SIGKILL: {alive}") from None
+    # Pipe transports report connection_lost from callbacks scheduled by close().
+    await asyncio.sleep(0)
+
+
 class SandboxError(RuntimeError):
     """The pod's sandbox cannot be set up, or an operation needs a running pod."""
 
@@ -250,7 +340,7 @@ class PodSandbox:
                 "ro" if mount.read_only else "rw",
                 "root" if (source / "dev").is_dir() and (source / "proc").is_dir() else "-",
             ]
-        self._init = await asyncio.create_subprocess_exec(
+        self._init = await _spawn(
             SETPRIV, "--pdeathsig", "SIGKILL",
             UNSHARE, "--pid", "--mount", "--propagation", "private",
             str(BUSYBOX), "sh", "-c", _POD_PARENT, str(BUSYBOX), SETPRIV, _POD_INIT,
@@ -260,6 +350,7 @@ class PodSandbox:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**self.env, "PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}"},
+            group=False,
         )  # fmt: skip
         try:
             self._init_pid = await asyncio.wait_for(self._read_ready(), START_TIMEOUT)
@@ -353,7 +444,7 @@ class PodSandbox:
         if pid is None:
             raise SandboxError(f"pod {self.name} is not running")
         self._check_executable(argv[0] if argv else "")
-        return await asyncio.create_subprocess_exec(
+        return await _spawn(
             SETPRIV, "--pdeathsig", "SIGKILL",
             NSENTER, f"--target={pid}", "--mount", "--pid", "--",
             CHROOT, str(self.rootfs), *argv,
@@ -361,7 +452,7 @@ class PodSandbox:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE,
             env=dict(self.env),
-            start_new_session=True,
+            group=True,
             limit=1 << 16,
         )  # fmt: skip
 
