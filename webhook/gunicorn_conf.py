@@ -9,6 +9,7 @@ environment variables so the same file serves the container, the e2e test and th
 
 from __future__ import annotations
 
+import gc
 import os
 import ssl
 import tempfile
@@ -55,6 +56,17 @@ def on_starting(server: Any) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
+
+
+def post_worker_init(worker: Any) -> None:
+    """Move the loaded app (Flask, the engine, prometheus-client) out of the collector's view.
+
+    Nothing imported at start-up is ever freed, yet every full collection walked all of it:
+    ~35,000 objects, an 18 ms pause about once per 2,000 reviews (measured in-process with
+    gc.callbacks), which is the tail the API server waits on. Frozen objects are skipped;
+    collections then only see what requests allocate.
+    """
+    gc.freeze()
 
 
 def child_exit(server: Any, worker: Any) -> None:
