@@ -86,7 +86,7 @@ def rates(works: dict[str, Callable[[], int]], seconds: float, rounds: int = 5) 
 
 
 def webhook_policy() -> str:
-    """The valid 51-rule policy bench/webhook_bench.sh sends (same generator)."""
+    """The valid 51-rule policy bench/webhook_bench.sh sends (it imports this)."""
     groups = ["", "apps", "batch", "rbac.authorization.k8s.io", "networking.k8s.io", "policy"]
     resources = ["pods", "deployments", "jobs", "roles", "ingresses", "poddisruptionbudgets"]
     rules = []
