@@ -356,7 +356,7 @@ def _all_strings(values: list[Any], item_spec: Any) -> bool:
     """`values` are strings (or null) for a list of Go strings: each decodes as itself."""
     if type(item_spec) is not _Scalar or item_spec.python is not str:
         return False
-    return all(value is None or isinstance(value, str) for value in values)
+    return {*map(type, values)} <= _STRING_OR_NULL
 
 
 def _conforms(value: Any, spec: Any) -> bool:
@@ -375,9 +375,9 @@ def _conforms(value: Any, spec: Any) -> bool:
     if kind is _List:
         if type(value) is not list:
             return False
-        if spec.item is _STRING or spec.item is _STAGES.item:
-            return {*map(type, value)} <= _STRING_OR_NULL
         item_spec = spec.item
+        if _all_strings(value, item_spec):
+            return True
         for item in value:  # noqa: SIM110 - a loop: no generator in the hot path
             if not _conforms(item, item_spec):
                 return False
