@@ -54,18 +54,29 @@ def exec_in_pod(
             stderr += client.read_stderr(timeout=0) or b""
         stdout += client.read_stdout(timeout=0) or b""
         stderr += client.read_stderr(timeout=0) or b""
-        try:
-            code = client.returncode
-        except (TypeError, KeyError, ValueError, IndexError):
-            code = None
-        if code is None:
-            raise StreamLost("exec stream closed without an exit status")
-        return CommandResult(int(code), bytes(stdout), bytes(stderr))
+        return CommandResult(_exit_code(client), bytes(stdout), bytes(stderr))
     finally:
-        try:
-            client.close()
-        except (OSError, WebSocketException) as error:
-            log.debug("the exec stream was already gone when closing it: %s", error)
+        _close(client)
+
+
+def _exit_code(client) -> int:  # client: kubernetes.stream.ws_client.WSClient
+    """The command's exit status from the error channel; StreamLost when it never came."""
+    try:
+        code = client.returncode
+    except (TypeError, KeyError, ValueError, IndexError):
+        code = None
+    if code is None:
+        raise StreamLost("exec stream closed without an exit status")
+    return int(code)
+
+
+def _close(client) -> None:  # client: kubernetes.stream.ws_client.WSClient
+    from websocket import WebSocketException
+
+    try:
+        client.close()
+    except (OSError, WebSocketException) as error:
+        log.debug("the exec stream was already gone when closing it: %s", error)
 
 
 def open_exec(
@@ -189,21 +200,10 @@ class ExecStream:
             if not is_open:
                 break
         self.stderr = bytes(stderr[:_STDERR_KEPT])
-        try:
-            code = client.returncode
-        except (TypeError, KeyError, ValueError, IndexError):
-            code = None
-        if code is None:
-            raise StreamLost("exec stream closed without an exit status")
-        self.exit_code = int(code)
+        self.exit_code = _exit_code(client)
 
     def close(self) -> None:
-        from websocket import WebSocketException
-
         if self._client is None:
             return
-        try:
-            self._client.close()
-        except (OSError, WebSocketException) as error:
-            log.debug("the exec stream was already gone when closing it: %s", error)
+        _close(self._client)
         self._client = None
