@@ -28,7 +28,7 @@ from kubectl_audit.errors import NodeError
 from kubectl_audit.kube.errors import api_error
 from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, new_backups
 from kubectl_audit.logs.sources import Block, BrokenInput, LogName, read_blocks
-from kubectl_audit.node.debugpod import CONTAINER, HOST_ROOT, DebugPod, DebugPodOptions
+from kubectl_audit.node.debugpod import DebugPod, DebugPodOptions
 from kubectl_audit.node.podexec import ExecStream
 
 # The exec URL carries argv: literals beyond this are not worth a longer URL (<~6 KiB).
@@ -191,15 +191,7 @@ class NodeAgent:
 
     def stream(self, argv: Sequence[str], *, timeout: float | None) -> ExecStream:
         """An exec of argv in the node's root; iterate it inside `exec_errors(node)`."""
-        pod = self.pod()
-        return ExecStream(
-            pod.rest,
-            pod.options.namespace,
-            pod.name,
-            CONTAINER,
-            ["chroot", HOST_ROOT, *argv],
-            timeout=timeout,
-        )
+        return self.pod().stream(argv, timeout=timeout)
 
     def list_names(self, directory: str) -> list[str]:
         result = self.pod().run(list_command(directory), timeout=60)

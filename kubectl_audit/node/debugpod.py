@@ -18,7 +18,7 @@ from typing import Any
 from kubectl_audit.errors import ClusterError, NodeError
 from kubectl_audit.kube.errors import ApiUnreachable, NotFound, api_call, api_error
 from kubectl_audit.kube.rest import Rest, core_path
-from kubectl_audit.node.podexec import exec_in_pod
+from kubectl_audit.node.podexec import ExecStream, exec_in_pod
 from kubectl_audit.node.shell import CommandResult
 
 log = logging.getLogger(__name__)
@@ -201,19 +201,19 @@ class DebugPod:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            return exec_in_pod(
-                self.rest,
-                self.options.namespace,
-                self.name,
-                CONTAINER,
-                ["chroot", HOST_ROOT, *argv],
-                timeout=timeout,
-                stdin=stdin,
-            )
+            return exec_in_pod(*self._exec_target(argv), timeout=timeout, stdin=stdin)
         except ApiException as error:
             raise api_error(error, f"exec in pod {self.name}") from None
         except TimeoutError as error:
             raise NodeError(f"{error} on node {self.node}") from None
+
+    def stream(self, argv: Sequence[str], *, timeout: float | None) -> ExecStream:
+        """argv in the node's root file system, its stdout handed out as it arrives."""
+        return ExecStream(*self._exec_target(argv), timeout=timeout)
+
+    def _exec_target(self, argv: Sequence[str]) -> tuple[Rest, str, str, str, list[str]]:
+        """rest, namespace, pod, container and argv of an exec in the node's root."""
+        return self.rest, self.options.namespace, self.name, CONTAINER, ["chroot", HOST_ROOT, *argv]
 
     def delete(self) -> None:
         if not self._created:
