@@ -9,13 +9,12 @@ out by the times in their names (`sources._window`, with its rotation slack).
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from kubectl_audit.logs.sources import BLOCK_SIZE, BrokenInput, LogName, _window
+from kubectl_audit.logs.sources import LogName, _window
 
 
 @dataclass(frozen=True)
@@ -66,35 +65,3 @@ def new_backups(log: LogFiles, seen: list[str], names: list[str]) -> list[str]:
 
 def is_gzip_name(name: str) -> bool:
     return name.endswith(".gz")
-
-
-def gunzip_chunks(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
-    """Decompress a gzip stream (all its members) as it arrives, in blocks of ~1 MiB.
-
-    A stream that ends before its gzip end raises BrokenInput after yielding what it had
-    (a backup caught while lumberjack compresses it, a connection cut short).
-    """
-    decompressor = zlib.decompressobj(wbits=31)
-    pending: list[bytes] = []
-    size = 0
-    for compressed in chunks:
-        data = compressed
-        while data:
-            try:
-                out = decompressor.decompress(data)
-            except zlib.error as error:
-                raise BrokenInput(f"{where}: {error}") from None
-            if out:
-                pending.append(out)
-                size += len(out)
-                if size >= BLOCK_SIZE:
-                    yield b"".join(pending)
-                    pending, size = [], 0
-            data = b""
-            if decompressor.eof and decompressor.unused_data:  # the next gzip member
-                data = decompressor.unused_data
-                decompressor = zlib.decompressobj(wbits=31)
-    if pending:
-        yield b"".join(pending)
-    if not decompressor.eof:
-        raise BrokenInput(f"{where}: compressed data ended before its end")

@@ -26,8 +26,8 @@ from typing import Any
 
 from kubectl_audit.errors import NodeError
 from kubectl_audit.kube.errors import api_error
-from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, new_backups
-from kubectl_audit.logs.sources import Block, BrokenInput, LogName, read_blocks
+from kubectl_audit.logs.nodefiles import LogFiles, new_backups
+from kubectl_audit.logs.sources import Block, BrokenInput, LogName, gunzip_chunks, read_blocks
 from kubectl_audit.node.debugpod import DebugPod, DebugPodOptions
 from kubectl_audit.node.podexec import ExecStream
 

@@ -22,8 +22,8 @@ from urllib.parse import quote, unquote
 
 from kubectl_audit.errors import ClusterError
 from kubectl_audit.kube.errors import api_call, api_error
-from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, is_gzip_name, new_backups
-from kubectl_audit.logs.sources import BLOCK_SIZE, Block, BrokenInput, read_blocks
+from kubectl_audit.logs.nodefiles import LogFiles, is_gzip_name, new_backups
+from kubectl_audit.logs.sources import BLOCK_SIZE, Block, BrokenInput, gunzip_chunks, read_blocks
 from kubectl_audit.status.logproxy import VAR_LOG
 
 ROTATION_RETRIES = 5

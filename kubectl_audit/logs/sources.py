@@ -23,7 +23,7 @@ import re
 import stat
 import sys
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -297,33 +297,51 @@ def file_blocks(path: Path, opened: BinaryIO | None = None) -> Iterator[Block]:
     with opened or open_raw(path) as handle:
         magic = os.pread(handle.fileno(), 2, 0) if _is_regular(handle) else b""
         chunks = (
-            _gunzip(handle, str(path)) if magic == _GZIP_MAGIC else _read_chunks(handle, str(path))
+            gunzip_chunks(_read_chunks(handle, str(path), size=GZIP_READ), str(path), batch=0)
+            if magic == _GZIP_MAGIC
+            else _read_chunks(handle, str(path))
         )
         yield from read_blocks(chunks, str(path))
 
 
-def _gunzip(handle: BinaryIO, where: str) -> Iterator[bytes]:
-    """Decompress a gzip stream (all its members), yielding what it can before a break.
+def gunzip_chunks(
+    chunks: Iterable[bytes], where: str, *, batch: int = BLOCK_SIZE
+) -> Iterator[bytes]:
+    """Decompress a gzip stream (all its members) as it arrives, in pieces of `batch` bytes
+    or more (a stream off the network comes in small frames); batch=0 hands each piece
+    out as zlib gives it (reads of a local file are large already: no joining copy).
 
-    zlib directly rather than GzipFile: GzipFile loses a whole read's worth of data when
-    the file ends early, and a backup caught mid-compression is exactly that.
+    A stream that breaks off or turns corrupt raises BrokenInput after yielding what it
+    had (a backup caught while lumberjack compresses it, a connection cut short). zlib
+    directly rather than GzipFile: GzipFile loses a whole read's worth of data when the
+    input ends early.
     """
     decompressor = zlib.decompressobj(wbits=31)
-    for compressed in _read_chunks(handle, where, size=GZIP_READ):
+    pending: list[bytes] = []
+    size = 0
+    for compressed in chunks:
         data = compressed
         while data:
             try:
                 out = decompressor.decompress(data)
             except zlib.error as error:
+                if pending:
+                    yield b"".join(pending)
                 raise BrokenInput(f"{where}: {error}") from None
             if out:
-                yield out
+                pending.append(out)
+                size += len(out)
+                if size >= batch:
+                    yield b"".join(pending)
+                    pending, size = [], 0
             data = b""
             if decompressor.eof and decompressor.unused_data:  # the next gzip member
                 data = decompressor.unused_data
                 decompressor = zlib.decompressobj(wbits=31)
+    if pending:
+        yield b"".join(pending)
     if not decompressor.eof:
-        raise BrokenInput(f"{where}: compressed file ended before the end of its data")
+        raise BrokenInput(f"{where}: compressed data ended before its end")
 
 
 @dataclass(frozen=True, slots=True)

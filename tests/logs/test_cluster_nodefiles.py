@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kubectl_audit.logs.nodefiles import LogFiles, gunzip_chunks, new_backups
-from kubectl_audit.logs.sources import BrokenInput
+from kubectl_audit.logs.nodefiles import LogFiles, new_backups
+from kubectl_audit.logs.sources import BrokenInput, gunzip_chunks
 from tests.conftest import TESTDATA
 
 LOG = LogFiles("/var/log/kubernetes/audit", "audit.log")
@@ -74,3 +74,17 @@ def test_gunzip_of_a_cut_stream_yields_what_it_had_then_says_why() -> None:
         for chunk in gunzip_chunks(iter([packed[: len(packed) // 2]]), "node:/a.log.gz"):
             out += chunk
     assert out and data.startswith(bytes(out))
+
+
+def test_gunzip_of_a_corrupt_stream_yields_what_came_before_then_says_why() -> None:
+    data = b"".join(b'{"n":%d}\n' % i for i in range(5000))
+    packed = bytearray(gzip.compress(data))
+    packed[-8] ^= 0xFF  # a wrong CRC: zlib refuses the member at its very end
+    pieces = [bytes(packed[i : i + 100]) for i in range(0, len(packed), 100)]
+    out = bytearray()
+    with pytest.raises(BrokenInput, match=re.escape("node:/a.log.gz: ")):
+        for chunk in gunzip_chunks(iter(pieces), "node:/a.log.gz"):
+            out += chunk
+    # All but what zlib held in the call that found the damage: nothing already inflated
+    # is dropped for the error.
+    assert data.startswith(bytes(out)) and len(out) > len(data) // 2
