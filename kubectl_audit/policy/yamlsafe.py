@@ -541,16 +541,15 @@ def _join(parent: str, label: str | None) -> str:
 
 
 def _documents(
-    data: bytes | str,
+    text: str,
     *,
     source: str,
     go_yaml: bool,
-    max_bytes: int,
     max_nodes: int,
     max_depth: int,
     first_only: bool,
 ) -> Iterator[ParsedDocument | None]:
-    text = read_text(data, source=source, max_bytes=max_bytes)
+    """The documents of `text`, which `read_text` has already let through."""
     loader = (_GoYamlLoader if go_yaml else _PyYamlLoader)(text)
     composer = _Composer(loader, source=source, max_nodes=max_nodes, max_depth=max_depth)
     try:
@@ -601,17 +600,15 @@ def parse_document(
     An empty stream, or an explicitly empty first document, gives data None.
     Raises YamlSyntaxError / YamlBudgetError / InputError; messages name `source:line`.
     """
+    text = read_text(data, source=source, max_bytes=max_bytes)
     if go_yaml:
-        fast = _parse_plain_block(
-            data, source=source, max_bytes=max_bytes, max_nodes=max_nodes, max_depth=max_depth
-        )
+        fast = _parse_plain_block(text, max_nodes=max_nodes, max_depth=max_depth)
         if fast is not None:
             return fast
     for document in _documents(
-        data,
+        text,
         source=source,
         go_yaml=go_yaml,
-        max_bytes=max_bytes,
         max_nodes=max_nodes,
         max_depth=max_depth,
         first_only=True,
@@ -620,19 +617,15 @@ def parse_document(
     return ParsedDocument(None)
 
 
-def _parse_plain_block(
-    data: bytes | str, *, source: str, max_bytes: int, max_nodes: int, max_depth: int
-) -> ParsedDocument | None:
+def _parse_plain_block(text: str, *, max_nodes: int, max_depth: int) -> ParsedDocument | None:
     """The fast reader's result for plain block-style YAML (most policies), else None.
 
     Building every node in Python makes the full reader several times slower than this
     line reader, which matters to the webhook judging policies it has never seen;
     blockyaml declines (None) whatever it is not sure to read exactly as the full reader.
-    `read_text`'s checks run first, so oversized or non-UTF-8 input fails the same way.
     """
     from kubectl_audit.policy.blockyaml import parse_block_document  # imports this module
 
-    text = read_text(data, source=source, max_bytes=max_bytes)
     return parse_block_document(text, max_nodes=max_nodes, max_depth=max_depth)
 
 
@@ -652,10 +645,9 @@ def parse_documents(
     return [
         document if document is not None else ParsedDocument(None)
         for document in _documents(
-            data,
+            read_text(data, source=source, max_bytes=max_bytes),
             source=source,
             go_yaml=go_yaml,
-            max_bytes=max_bytes,
             max_nodes=max_nodes,
             max_depth=max_depth,
             first_only=False,
