@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from kubectl_audit.durations import parse_rfc3339
 from kubectl_audit.kube.errors import NotFound, api_call
 from kubectl_audit.kube.rest import Rest, core_path
 from kubectl_audit.node.agent import NodeAgent
@@ -42,10 +43,9 @@ def _timestamp(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        return parse_rfc3339(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def remove_stray_pods(api_client: Any, *, include_active: bool = False) -> list[str]:

@@ -44,10 +44,18 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     else:
         return (now or datetime.now(timezone.utc)) - ago
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        return parse_rfc3339(value)
     except ValueError:
         raise ValueError(
             f"invalid time {text!r}: use a duration (e.g. 1h) or RFC 3339 "
             "(e.g. 2026-11-28T10:00:00Z)"
         ) from None
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 timestamp as the API writes them (`...Z`); no offset means UTC.
+
+    Always timezone-aware; ValueError when `text` is not one.
+    """
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
